@@ -1,0 +1,1 @@
+"""Datasets (TFDS builders without TensorFlow) and the grain input pipeline."""

@@ -1,0 +1,1 @@
+"""Restoration networks, one architecture per module, found by name through the registry."""

@@ -1,0 +1,1 @@
+"""Classical non-blind deconvolution: inverse filter, Wiener, Richardson-Lucy, TV."""

@@ -1,0 +1,1 @@
+"""Training: state, the per-device step, parallel wrappers, checkpoints, evaluation, logging."""
