@@ -1,0 +1,45 @@
+"""Argument checks shared by the public functions: clear errors that name the argument.
+
+Shapes are static under ``jit``, so rank and size checks always run. Values are only known
+outside a trace, so the finiteness and range checks run on concrete arrays and are skipped
+(silently, by design) when the function is being traced.
+"""
+import jax
+import numpy as np
+
+
+def is_concrete(x) -> bool:
+    """Whether ``x`` holds values now (not a tracer inside jit/vmap/grad)."""
+    return not isinstance(x, jax.core.Tracer)
+
+
+def check_rank(x, name: str, ranks: tuple[int, ...], layout: str) -> None:
+    """Raises ValueError unless ``x.ndim`` is one of ``ranks``; ``layout`` describes the expected axes."""
+    if np.ndim(x) not in ranks:
+        raise ValueError(
+            f"{name}: expected {layout} (rank {' or '.join(map(str, ranks))}), "
+            f"got shape {tuple(np.shape(x))}"
+        )
+
+
+def check_finite(x, name: str) -> None:
+    """Raises ValueError if a concrete ``x`` holds NaN or Inf."""
+    if is_concrete(x) and not bool(np.all(np.isfinite(np.asarray(x)))):
+        raise ValueError(f"{name}: expected finite values, got NaN or Inf")
+
+
+def check_positive(value, name: str, *, allow_zero: bool = False) -> None:
+    """Raises ValueError if a concrete scalar or array ``value`` is negative (or zero unless allowed)."""
+    if not is_concrete(value):
+        return
+    v = np.asarray(value)
+    bad = np.any(v < 0) if allow_zero else np.any(v <= 0)
+    if bad or not np.all(np.isfinite(v)):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{name}: expected a finite value {bound}, got {v.tolist()}")
+
+
+def check_choice(value, name: str, choices) -> None:
+    """Raises ValueError unless ``value`` is one of ``choices``, listing them."""
+    if value not in choices:
+        raise ValueError(f"{name}: expected one of {sorted(choices)}, got {value!r}")
