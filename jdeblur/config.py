@@ -42,14 +42,20 @@ def resolve_experiment(spec: str, directory: pathlib.Path = EXPERIMENTS_DIR) -> 
     )
 
 
-def load_config(spec: str, overrides: list[str] = (), directory: pathlib.Path = EXPERIMENTS_DIR) -> ml_collections.ConfigDict:
-    """Loads ``experiments/NAME.py[:arg]``, applies ``field=value`` overrides and returns it locked."""
+def load_experiment(spec: str, directory: pathlib.Path = EXPERIMENTS_DIR):
+    """Imports the experiment file named by ``spec``; returns (module, path, arg)."""
     path, arg = resolve_experiment(spec, directory)
     module_name = f"jdeblur_experiment_{path.stem}"
     module_spec = importlib.util.spec_from_file_location(module_name, path)
     module = importlib.util.module_from_spec(module_spec)
     sys.modules[module_name] = module
     module_spec.loader.exec_module(module)
+    return module, path, arg
+
+
+def load_config(spec: str, overrides: list[str] = (), directory: pathlib.Path = EXPERIMENTS_DIR) -> ml_collections.ConfigDict:
+    """Loads ``experiments/NAME.py[:arg]``, applies ``field=value`` overrides and returns it locked."""
+    module, path, arg = load_experiment(spec, directory)
     if not hasattr(module, "get_config"):
         raise ConfigError(f"{path}: expected a function get_config(arg=None)")
     try:

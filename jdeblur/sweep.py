@@ -1,0 +1,207 @@
+"""Ablation sweeps: expand an experiment's declared sweep into runs, and gather them into a table.
+
+An experiment declares its sweep next to its config, as ``get_sweep(arg=None)`` returning::
+
+    dict(seeds=(0, 1, 2),
+         product={'model.kwargs.width': (16, 32)},     # cartesian product over these fields
+         zip={'loss.l1': (1.0, 0.0), 'loss.psnr': (0.0, 1.0)},  # varied together, row by row
+         labels=('l1', 'psnr'))                         # optional names of the zip rows
+
+A point is one combination of overrides; each point runs once per seed, in its own workdir under
+the sweep's root, named after its overrides (``loss.l1=1.0,loss.psnr=0.0,seed=0``). Every run is an
+ordinary ``launch.py train`` command, so a sweep runs here one run after another, or on a cluster
+from the commands ``--dry-run`` prints. A run is finished when its workdir holds ``final.json``.
+"""
+import csv
+import dataclasses
+import itertools
+import json
+import math
+import pathlib
+import re
+import shlex
+import statistics
+import subprocess
+import sys
+
+from jdeblur import config as cfglib
+
+FINAL = "final.json"
+POINT = "point.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """One run of a sweep: a point's overrides and a seed."""
+
+    point: str  # the point's name, shared by its seeds
+    overrides: tuple[tuple[str, object], ...]
+    seed: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.point},seed={self.seed}" if self.point else f"seed={self.seed}"
+
+    def override_args(self) -> list[str]:
+        return [f"--config.{k}={format_value(v)}" for k, v in self.overrides] + [f"--config.seed={self.seed}"]
+
+
+def format_value(value) -> str:
+    """A value as the override parser reads it back (``repr`` for containers, plain otherwise)."""
+    if isinstance(value, (tuple, list)):
+        return repr(tuple(value)).replace(" ", "")
+    return str(value)
+
+
+def _safe(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._=,+\-()]", "_", text)
+
+
+def expand(sweep: dict) -> list[Run]:
+    """All runs of a sweep declaration, in a fixed order (points, then seeds)."""
+    unknown = set(sweep) - {"seeds", "product", "zip", "labels"}
+    if unknown:
+        raise cfglib.ConfigError(f"sweep: unknown keys {sorted(unknown)}; expected seeds, product, zip, labels")
+    seeds = tuple(sweep.get("seeds", (0,)))
+    product = dict(sweep.get("product", {}))
+    zipped = dict(sweep.get("zip", {}))
+    lengths = {len(v) for v in zipped.values()}
+    if len(lengths) > 1:
+        raise cfglib.ConfigError(f"sweep.zip: expected lists of one length, got lengths {sorted(lengths)}")
+    rows = list(zip(*zipped.values())) if zipped else [()]
+    labels = tuple(sweep.get("labels", ()))
+    if labels and len(labels) != len(rows):
+        raise cfglib.ConfigError(f"sweep.labels: expected {len(rows)} labels (one per zip row), got {len(labels)}")
+    runs = []
+    for combo in itertools.product(*product.values()):
+        for r, row in enumerate(rows):
+            overrides = tuple(zip(product, combo)) + tuple(zip(zipped, row))
+            parts = [f"{k}={format_value(v)}" for k, v in zip(product, combo)]
+            parts += [labels[r]] if labels else [f"{k}={format_value(v)}" for k, v in zip(zipped, row)]
+            point = _safe(",".join(parts))
+            runs += [Run(point, overrides, int(s)) for s in seeds]
+    return runs
+
+
+def load_sweep(spec: str) -> list[Run]:
+    """The runs declared by ``get_sweep`` in the experiment ``spec`` (``NAME[:arg]``)."""
+    module, path, arg = cfglib.load_experiment(spec)
+    if not hasattr(module, "get_sweep"):
+        raise cfglib.ConfigError(f"{path}: declares no sweep; expected a function get_sweep(arg=None)")
+    runs = expand(module.get_sweep(arg) if arg is not None else module.get_sweep())
+    for run in runs:  # fail before training anything if an override names no field
+        if run.seed == runs[0].seed:
+            cfglib.load_config(spec, run.override_args())
+    return runs
+
+
+def train_command(spec: str, workdir: pathlib.Path, run: Run, extra: list[str]) -> list[str]:
+    return [sys.executable, "launch.py", "train", "--config", spec, "--workdir", str(workdir),
+            *run.override_args(), *extra]
+
+
+def run_sweep(spec: str, root, *, extra_overrides: list[str] = (), dry_run: bool = False, echo=print) -> list[Run]:
+    """Runs every unfinished run of the sweep, one after another, or prints the commands.
+
+    Finished runs (``final.json`` present) are skipped; an unfinished run's workdir resumes from
+    its last checkpoint, since training resumes automatically.
+    """
+    root = pathlib.Path(root)
+    runs = load_sweep(spec)
+    launcher_dir = pathlib.Path(__file__).resolve().parent.parent
+    for i, run in enumerate(runs):
+        workdir = root / run.name
+        command = train_command(spec, workdir, run, list(extra_overrides))
+        if dry_run:
+            echo(shlex.join(command))
+            continue
+        if (workdir / FINAL).is_file():
+            echo(f"[{i + 1}/{len(runs)}] {run.name}: finished, skipped")
+            continue
+        echo(f"[{i + 1}/{len(runs)}] {run.name}: training")
+        workdir.mkdir(parents=True, exist_ok=True)
+        (workdir / POINT).write_text(json.dumps(
+            {"point": run.point, "seed": run.seed, "overrides": dict(run.overrides)}, indent=1))
+        result = subprocess.run(command, cwd=launcher_dir)
+        if result.returncode != 0:
+            raise RuntimeError(f"sweep run {run.name} failed with exit code {result.returncode}; "
+                               f"rerun the sweep to resume it. Command: {shlex.join(command)}")
+    return runs
+
+
+def gather(root) -> tuple[list[dict], str]:
+    """Per point: mean and standard deviation over seeds of every (method, metric); and the convention."""
+    root = pathlib.Path(root)
+    finals = sorted(root.glob(f"*/{FINAL}"))
+    if not finals:
+        raise FileNotFoundError(f"{root}: no finished runs (no */{FINAL}); run the sweep first")
+    by_point: dict[str, list[dict]] = {}
+    conventions = set()
+    for final_path in finals:
+        final = json.loads(final_path.read_text())
+        point_path = final_path.parent / POINT
+        point = json.loads(point_path.read_text())["point"] if point_path.is_file() else final_path.parent.name
+        by_point.setdefault(point, []).append(final)
+        conventions.add(final["convention"])
+    if len(conventions) > 1:
+        raise ValueError(f"{root}: runs were scored under different conventions {sorted(conventions)}")
+    rows = []
+    for point, finals_of_point in by_point.items():
+        row = {"point": point or "(base)", "seeds": len(finals_of_point)}
+        methods = finals_of_point[0]["results"]
+        for method, values in methods.items():
+            for metric in values:
+                samples = [f["results"][method][metric] for f in finals_of_point if method in f["results"]]
+                row[f"{method}/{metric}"] = statistics.fmean(samples)
+                row[f"{method}/{metric}/std"] = statistics.stdev(samples) if len(samples) > 1 else math.nan
+        rows.append(row)
+    return rows, conventions.pop()
+
+
+def write_report(root) -> dict[str, pathlib.Path]:
+    """Writes ``report.md``, ``report.csv`` and ``report.png`` for the sweep under ``root``."""
+    root = pathlib.Path(root)
+    rows, convention = gather(root)
+    columns = [c for c in rows[0] if c not in ("point", "seeds") and not c.endswith("/std")]
+    lines = [f"Sweep {root.name}: mean ± standard deviation over seeds; metrics in convention `{convention}`.", "",
+             "| point | seeds | " + " | ".join(columns) + " |", "|---|---|" + "---|" * len(columns)]
+    for row in rows:
+        cells = []
+        for c in columns:
+            std = row.get(f"{c}/std", math.nan)
+            digits = 2 if c.endswith("psnr") else 4
+            cells.append(f"{row[c]:.{digits}f}" + ("" if math.isnan(std) else f" ± {std:.{digits}f}"))
+        lines.append(f"| {row['point']} | {row['seeds']} | " + " | ".join(cells) + " |")
+    paths = {"md": root / "report.md", "csv": root / "report.csv", "png": root / "report.png"}
+    paths["md"].write_text("\n".join(lines) + "\n")
+    with paths["csv"].open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]) + ["convention"])
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({**row, "convention": convention})
+    _plot(rows, convention, paths["png"])
+    return paths
+
+
+def _plot(rows: list[dict], convention: str, path: pathlib.Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    methods = [c.removesuffix("/psnr") for c in rows[0] if c.endswith("/psnr")]
+    fig, ax = plt.subplots(figsize=(max(5, 1.2 * len(rows) * len(methods) / 2), 3.8))
+    width = 0.8 / len(methods)
+    for m, method in enumerate(methods):
+        means = [r[f"{method}/psnr"] for r in rows]
+        stds = [0 if math.isnan(r[f"{method}/psnr/std"]) else r[f"{method}/psnr/std"] for r in rows]
+        ax.bar([i + m * width for i in range(len(rows))], means, width, yerr=stds, capsize=3, label=method)
+    ax.set_xticks([i + width * (len(methods) - 1) / 2 for i in range(len(rows))])
+    ax.set_xticklabels([r["point"] for r in rows], rotation=20, ha="right", fontsize=8)
+    lo = min(r[f"{m}/psnr"] for r in rows for m in methods)
+    ax.set_ylim(bottom=lo - 1)
+    ax.set(ylabel=f"PSNR (dB, {convention})", title="mean ± std over seeds")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
