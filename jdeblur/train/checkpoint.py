@@ -20,7 +20,7 @@ BEST_METRIC = "psnr"
 class Checkpointer:
     """Saves and restores ``(train state, data iterator state)`` under ``workdir/checkpoints``."""
 
-    def __init__(self, workdir, *, keep: int = 2, async_save: bool = True):
+    def __init__(self, workdir, *, keep: int = 2, async_save: bool = True, read_only: bool = False):
         self.directory = pathlib.Path(workdir).resolve() / "checkpoints"
         preserve = policies.AnyPreservationPolicy([
             policies.LatestN(keep),
@@ -29,7 +29,8 @@ class Checkpointer:
                            keep_checkpoints_without_metrics=False),
         ])
         options = ocp.CheckpointManagerOptions(
-            preservation_policy=preserve, enable_async_checkpointing=async_save, create=True,
+            preservation_policy=preserve, enable_async_checkpointing=async_save, create=not read_only,
+            read_only=read_only,
         )
         self.manager = ocp.CheckpointManager(self.directory, options=options)
 

@@ -89,7 +89,13 @@ def parallelize(step_fn: Callable, mesh, mode: str = "shard_map") -> Callable:
     """
     check_choice(mode, "train.parallel", MODES)
     if mode == "shard_map":
-        mapped = jax.shard_map(step_fn, mesh=mesh, in_specs=(P(), P(AXIS), P()), out_specs=(P(), P()))
+        # check_vma=False: the kernel sampler's lax.switch mixes per-device (varying) keys with
+        # replicated constants, which jax 0.10's varying-axes checker rejects inside switch
+        # branches. Replication of the outputs holds by construction (everything returned is
+        # pmean-ed or computed from replicated values), and the step marks params as varying
+        # itself so gradients mean the same under both wrappers.
+        mapped = jax.shard_map(step_fn, mesh=mesh, in_specs=(P(), P(AXIS), P()), out_specs=(P(), P()),
+                               check_vma=False)
         return jax.jit(mapped, donate_argnums=(0,))
     return jax.pmap(step_fn, axis_name=AXIS, in_axes=(None, 0, None), out_axes=(None, None),
                     devices=list(mesh.devices.flat), donate_argnums=(0,))

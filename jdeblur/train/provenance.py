@@ -1,0 +1,90 @@
+"""What a workdir records about its run: the full config, the code's commit, packages and devices.
+
+``config.json`` is written once; a later run in the same workdir (a resume) must have the same
+config, since resuming under a different one would silently mix two experiments. ``run.json``
+is rewritten on every (re)start with the code, packages and devices of that start.
+"""
+import importlib.metadata
+import json
+import pathlib
+import platform
+import subprocess
+import sys
+
+import jax
+
+from jdeblur import config as cfglib
+
+PACKAGES = ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "grain", "tensorflow-datasets", "numpy")
+
+
+class ConfigMismatchError(ValueError):
+    """The workdir holds a run of a different config."""
+
+
+def git_commit() -> str | None:
+    """The commit of the code being run (with ``+dirty`` for uncommitted changes), if in a git checkout."""
+    root = pathlib.Path(__file__).resolve().parent.parent.parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
+                                timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return commit + ("+dirty" if dirty else "")
+
+
+def package_versions() -> dict[str, str | None]:
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def config_dict(config) -> dict:
+    """The config as plain JSON data (tuples become lists)."""
+    return json.loads(config.to_json())
+
+
+def record_run(config, workdir: pathlib.Path) -> None:
+    """Writes ``config.json`` (or checks it matches) and ``run.json`` in ``workdir``."""
+    if jax.process_index() != 0:
+        return
+    path = workdir / "config.json"
+    current = config_dict(config)
+    if path.is_file():
+        saved = json.loads(path.read_text())
+        if saved != current:
+            flat_saved = cfglib.to_overrides(_as_config(saved))
+            flat_current = cfglib.to_overrides(_as_config(current))
+            changed = sorted(k for k in set(flat_saved) | set(flat_current) if flat_saved.get(k) != flat_current.get(k))
+            raise ConfigMismatchError(
+                f"{workdir} holds a run of a different config (fields {', '.join(changed)} differ); "
+                f"use a new --workdir, or the same config to resume")
+    else:
+        _write_json(path, current)
+    _write_json(workdir / "run.json", {
+        "command": sys.argv,
+        "git_commit": git_commit(),
+        "python": platform.python_version(),
+        "packages": package_versions(),
+        "backend": jax.default_backend(),
+        "devices": [str(d) for d in jax.devices()],
+        "process_count": jax.process_count(),
+    })
+
+
+def _as_config(data: dict):
+    import ml_collections
+
+    return ml_collections.ConfigDict(data)
+
+
+def _write_json(path: pathlib.Path, data) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
+    tmp.replace(path)

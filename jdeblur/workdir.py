@@ -1,0 +1,61 @@
+"""A trained run's workdir, read back: its config, its model and its best (or chosen) parameters."""
+import json
+import pathlib
+
+import jax
+import ml_collections
+
+from jdeblur.train import checkpoint, loop, optim, parallel
+
+
+class WorkdirError(ValueError):
+    """A workdir that holds no usable run."""
+
+
+def load_config(workdir) -> ml_collections.ConfigDict:
+    path = pathlib.Path(workdir) / "config.json"
+    if not path.is_file():
+        raise WorkdirError(f"--workdir {workdir}: no config.json; expected the workdir of a `launch.py train` run")
+    config = ml_collections.ConfigDict(json.loads(path.read_text()))
+    _lists_to_tuples(config)
+    return config
+
+
+def _lists_to_tuples(config) -> None:
+    """JSON turns the config's tuples into lists; turn them back (jit needs hashable static configs)."""
+    for key, value in config.items():
+        if isinstance(value, ml_collections.ConfigDict):
+            _lists_to_tuples(value)
+        elif isinstance(value, list):
+            config[key] = tuple(tuple(v) if isinstance(v, list) else v for v in value)
+
+
+def choose_step(workdir, which: str = "best") -> int:
+    """The checkpoint step named by ``which``: 'best', 'latest' or a step number."""
+    workdir = pathlib.Path(workdir)
+    steps = sorted(int(p.name) for p in (workdir / "checkpoints").glob("*") if p.name.isdigit())
+    if not steps:
+        raise WorkdirError(f"--workdir {workdir}: no checkpoints yet; train first")
+    if which == "best":
+        return checkpoint.best_step(workdir)
+    if which == "latest":
+        return steps[-1]
+    if not which.isdigit() or int(which) not in steps:
+        raise WorkdirError(f"--checkpoint {which}: expected best, latest or one of the steps {steps}")
+    return int(which)
+
+
+def load_trained(workdir, which: str = "best"):
+    """Returns (config, model, params, step): the evaluation parameters (the EMA when kept)."""
+    config = load_config(workdir)
+    step = choose_step(workdir, which)
+    model = loop.build_model(config)
+    tx, _ = optim.make_optimizer(config.optim, config.train.steps)
+    abstract = jax.eval_shape(lambda: loop.initial_state(config, model, tx, jax.random.key(0)))
+    mesh = parallel.make_mesh(1)
+    manager = checkpoint.Checkpointer(workdir, async_save=False, read_only=True)
+    try:
+        state, _ = manager.restore(step, abstract, mesh)
+    finally:
+        manager.close()
+    return config, model, loop.eval_params(state), step

@@ -1,0 +1,203 @@
+#!/usr/bin/env python
+"""jdeblur's one command-line entry point: train, eval, deblur, sweep, report.
+
+    python launch.py                      # the default experiment (quickstart) into a fresh workdir
+    python launch.py train --config experiments/quickstart.py[:runlocal] --workdir DIR [--config.F=V ...]
+    python launch.py eval --workdir DIR [--split test] [--convention default]
+    python launch.py deblur --workdir DIR --input FILE|FOLDER|GLOB --output FOLDER [--tile N] [--ensemble]
+    python launch.py sweep --config experiments/X.py --root DIR [--dry-run]
+    python launch.py report --root DIR
+
+Errors in what the user gave (a missing file, a misspelt config field, an unknown model) print one
+line and exit with code 2; ``--debug`` shows the traceback instead.
+"""
+import argparse
+import datetime
+import pathlib
+import sys
+
+DEFAULT_EXPERIMENT = "quickstart"
+REPO = pathlib.Path(__file__).resolve().parent
+USAGE_EXIT = 2
+
+
+def split_overrides(argv: list[str]) -> tuple[list[str], list[str]]:
+    """Separates ``--config.FIELD=VALUE`` (or ``--config.FIELD VALUE``) overrides from the other arguments."""
+    rest, overrides, i = [], [], 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg.startswith("--config."):
+            if "=" not in arg and i + 1 < len(argv):
+                arg, i = f"{arg}={argv[i + 1]}", i + 1
+            overrides.append(arg.removeprefix("--config."))
+        else:
+            rest.append(arg)
+        i += 1
+    return rest, overrides
+
+
+def add_distributed_flags(parser):
+    group = parser.add_argument_group("several hosts (jax.distributed; default: read from SLURM/MPI/TPU environment)")
+    group.add_argument("--coordinator", help="address:port of process 0")
+    group.add_argument("--num-processes", type=int)
+    group.add_argument("--process-id", type=int)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="launch.py", description=__doc__.split("\n\n")[0],
+        epilog="Run a subcommand with --help for its options. With no subcommand: train the default experiment.",
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    sub = parser.add_subparsers(dest="command")
+
+    train = sub.add_parser("train", help="train an experiment (resumes if the workdir holds checkpoints)",
+                           description="Train an experiment; rerun the same command to resume. "
+                                       "Override any config field with --config.FIELD=VALUE.")
+    train.add_argument("--config", default=DEFAULT_EXPERIMENT,
+                       help="experiments/NAME.py[:arg] or NAME[:arg] (default: %(default)s)")
+    train.add_argument("--workdir", help="where checkpoints, logs and results go (default: runs/NAME-TIMESTAMP)")
+    add_distributed_flags(train)
+
+    ev = sub.add_parser("eval", help="score a trained run's best checkpoint on a split",
+                        description="Score the best checkpoint beside the blurred input and classical baselines.")
+    ev.add_argument("--workdir", required=True)
+    ev.add_argument("--split", default=None, help="dataset split (default: the experiment's eval split)")
+    ev.add_argument("--convention", default=None, help="metric convention: default, uint8, basicsr_y")
+    ev.add_argument("--checkpoint", default="best", help="best, latest or a step number")
+    ev.add_argument("--max-images", type=int, default=None)
+
+    db = sub.add_parser("deblur", help="deblur your own photos with a trained run",
+                        description="Deblur image files with a workdir's best checkpoint; writes PNGs with the "
+                                    "same size, channels, bit depth and base names.")
+    db.add_argument("--workdir", required=True)
+    db.add_argument("--input", required=True, help="an image file, a folder (recursive) or a glob pattern")
+    db.add_argument("--output", required=True, help="output folder (created; existing files are not overwritten "
+                                                    "unless --overwrite)")
+    db.add_argument("--tile", type=int, default=None, help="tile side in pixels (default: from --max-pixels)")
+    db.add_argument("--max-pixels", type=int, default=1024 * 1024,
+                    help="pixels per model call; larger images are tiled (default: %(default)s)")
+    db.add_argument("--overlap", type=int, default=64, help="tile overlap in pixels")
+    db.add_argument("--ensemble", action="store_true", help="average over 8 flips/rotations (8x slower)")
+    db.add_argument("--checkpoint", default="best", help="best, latest or a step number")
+    db.add_argument("--overwrite", action="store_true")
+
+    sw = sub.add_parser("sweep", help="run (or print) every run of an experiment's declared sweep",
+                        description="Expand get_sweep() of the experiment into one workdir per point and seed; "
+                                    "run unfinished ones here, or print the commands with --dry-run.")
+    sw.add_argument("--config", required=True)
+    sw.add_argument("--root", required=True, help="folder holding one workdir per run")
+    sw.add_argument("--dry-run", action="store_true", help="print the train commands instead of running them")
+
+    rp = sub.add_parser("report", help="gather a sweep into a table over seeds",
+                        description="Mean and standard deviation over seeds per point, as markdown, CSV and a plot.")
+    rp.add_argument("--root", required=True)
+    return parser
+
+
+def cmd_train(args, overrides) -> int:
+    from jdeblur import config as cfglib
+    from jdeblur.train import parallel
+
+    parallel.initialize_distributed(args.coordinator, args.num_processes, args.process_id)
+    config = cfglib.load_config(args.config, overrides)
+    workdir = args.workdir
+    if workdir is None:
+        name = pathlib.Path(args.config.partition(":")[0]).stem
+        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+        workdir = REPO / "runs" / f"{name}-{stamp}"
+    workdir = pathlib.Path(workdir)
+    check_writable(workdir)
+    from jdeblur.train.loop import train_and_evaluate
+
+    print(f"training {args.config} in {workdir}", flush=True)
+    final = train_and_evaluate(config, workdir)
+    from jdeblur.train.evaluate import format_table
+
+    print(format_table(final["results"], final["convention"], title=f"test results at step {final['step']}"))
+    print(f"\nworkdir {workdir}: config.json, run.json, metrics.jsonl, eval.jsonl, curves.png, samples/, "
+          f"checkpoints/, tensorboard/, final.json")
+    return 0
+
+
+def cmd_eval(args, overrides) -> int:
+    from jdeblur.train.evaluate import evaluate_workdir
+
+    evaluate_workdir(args.workdir, split=args.split, convention=args.convention, which=args.checkpoint,
+                     max_images=args.max_images, echo=print)
+    return 0
+
+
+def cmd_deblur(args, overrides) -> int:
+    from jdeblur.photos import deblur_files
+
+    deblur_files(args.workdir, args.input, args.output, tile=args.tile, max_pixels=args.max_pixels,
+                 overlap=args.overlap, ensemble=args.ensemble, which=args.checkpoint, overwrite=args.overwrite)
+    return 0
+
+
+def cmd_sweep(args, overrides) -> int:
+    from jdeblur import sweep
+
+    sweep.run_sweep(args.config, args.root, extra_overrides=[f"--config.{o}" for o in overrides],
+                    dry_run=args.dry_run)
+    return 0
+
+
+def cmd_report(args, overrides) -> int:
+    from jdeblur import sweep
+
+    paths = sweep.write_report(args.root)
+    print(paths["md"].read_text())
+    print("written: " + ", ".join(str(p) for p in paths.values()))
+    return 0
+
+
+def check_writable(workdir: pathlib.Path) -> None:
+    """Fails early, naming the folder, when the workdir cannot be created or written."""
+    import os
+
+    try:
+        workdir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise PermissionError(f"--workdir {workdir}: cannot create it ({e.strerror})") from e
+    if not os.access(workdir, os.W_OK | os.X_OK):
+        raise PermissionError(f"--workdir {workdir}: not writable")
+
+
+COMMANDS = {"train": cmd_train, "eval": cmd_eval, "deblur": cmd_deblur, "sweep": cmd_sweep, "report": cmd_report}
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    rest, overrides = split_overrides(argv)
+    parser = build_parser()
+    args = parser.parse_args(rest)
+    if args.command is None:
+        args = parser.parse_args(rest + ["train"])
+    if overrides and args.command not in ("train", "sweep"):
+        parser.error(f"--config.* overrides apply to train and sweep, not {args.command}")
+    try:
+        return COMMANDS[args.command](args, overrides)
+    except KeyboardInterrupt:
+        print("interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+    except (ValueError, OSError) as e:  # what the user gave: a path, a name, a value
+        if args.debug:
+            raise
+        print(f"error: {one_line(e)}", file=sys.stderr)
+        return USAGE_EXIT
+    except Exception as e:  # a failure of the run itself (e.g. a non-finite loss)
+        if args.debug:
+            raise
+        print(f"error: {one_line(e)} (rerun with --debug for the traceback)", file=sys.stderr)
+        return 1
+
+
+def one_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+if __name__ == "__main__":
+    sys.exit(main())
