@@ -1,0 +1,164 @@
+"""The evaluation set: full-size test images with fixed, saved degradations (or real pairs).
+
+For synthetic blur, every test image gets one degradation drawn once from the experiment's seed
+with ``jdeblur.physics.degrade.degrade_with_info`` (the same kernel mixture and noise as
+training), with a boundary that suits full images (``'reflect'`` where training uses
+``'valid'``). The key of an image is ``fold_in(fold_in(key(seed), EVAL_STREAM), crc32(name))``,
+so an image's degradation depends only on the seed, the config and its own name: a subset of
+the test set (``max_images``) keeps the draws of the images it keeps.
+
+The draws are saved on first use, in ``<cache_dir or the built dataset's directory>/eval_sets/
+<split>_<hash>/``: ``table.npz`` (names, kernels, noise sigmas, families) and one
+``blurred_<i>.npy`` (float32) per image. The hash covers the seed, the degradation config, the
+dataset and split and the image names, so every run of an experiment reads the same inputs,
+bit for bit, whatever machine or backend computed them first.
+
+Items are dicts with HWC float32 images in [0, 1]: ``{'name', 'blurred', 'sharp'}``, plus
+``'kernel'`` (float32 (size, size)), ``'noise_sigma'`` (float) and ``'family'`` (int, an index
+into ``kernel_mixture.FAMILIES``) for synthetic blur. For real pairs (``gopro``,
+``paired_folder``) the items are the pairs themselves, in the dataset's (fixed) record order.
+"""
+import collections.abc
+import hashlib
+import json
+import os
+import pathlib
+import shutil
+import tempfile
+import zlib
+
+import jax
+import ml_collections
+import numpy as np
+import tensorflow_datasets as tfds
+
+from jdeblur.data.datasets import PAIRED, prepare, split_source
+from jdeblur.physics.degrade import degrade_with_info
+
+EVAL_STREAM = zlib.crc32(b"eval_set")
+FORMAT_VERSION = 1  # Part of the hash: bump when the saved layout or the draw changes.
+
+_degrade = jax.jit(degrade_with_info, static_argnums=2)
+
+
+def full_image_config(degrade_cfg) -> ml_collections.FrozenConfigDict:
+    """``degrade_cfg`` with a full-image boundary (``'reflect'`` instead of ``'valid'``), frozen."""
+    cfg = ml_collections.ConfigDict(degrade_cfg.to_dict())
+    if cfg.boundary == "valid":
+        cfg.boundary = "reflect"
+    return ml_collections.FrozenConfigDict(cfg)
+
+
+def image_key(seed: int, name: str) -> jax.Array:
+    """The key of test image ``name`` under the experiment's ``seed``."""
+    eval_key = jax.random.fold_in(jax.random.key(seed), EVAL_STREAM)
+    return jax.random.fold_in(eval_key, zlib.crc32(name.encode()))
+
+
+def as_unit_float(image: np.ndarray) -> np.ndarray:
+    """uint8 HWC to float32 in [0, 1]."""
+    return np.asarray(image, np.float32) / 255.0
+
+
+class EvalSet(collections.abc.Sequence):
+    """The items of an evaluation set, read on access (sharp images from the dataset, inputs from disk).
+
+    Args:
+      source: the split's random-access source.
+      indices: the record index of each item, in item order.
+      folder: the saved degradations (synthetic blur), or None for real pairs.
+    """
+
+    def __init__(self, source, indices: list[int], folder: pathlib.Path | None = None):
+        self._source, self._indices, self._folder = source, indices, folder
+        self._table = None
+        if folder is not None:
+            with np.load(folder / "table.npz") as table:
+                self._table = {k: table[k] for k in table.files}
+
+    def __len__(self) -> int:
+        return len(self._indices)
+
+    def __getitem__(self, i: int) -> dict:
+        if not -len(self) <= i < len(self):
+            raise IndexError(f"item {i} out of range for {len(self)} items")
+        i %= len(self)
+        record = self._source[self._indices[i]]
+        item = {"name": record["name"].decode(), "sharp": as_unit_float(record["sharp"])}
+        if self._table is None:
+            item["blurred"] = as_unit_float(record["blurred"])
+            return item
+        if item["name"] != self._table["names"][i]:
+            raise ValueError(f"eval set {self._folder}: record {self._indices[i]} is {item['name']!r}, "
+                             f"expected {self._table['names'][i]!r}; the dataset was rebuilt, delete the folder")
+        item["blurred"] = np.load(self._folder / f"blurred_{i}.npy")
+        item["kernel"] = self._table["kernels"][i]
+        item["noise_sigma"] = float(self._table["noise_sigmas"][i])
+        item["family"] = int(self._table["families"][i])
+        return item
+
+
+def record_names(source) -> list[str]:
+    """The ``name`` of every record of a source (reads each record once)."""
+    return [source[i]["name"].decode() for i in range(len(source))]
+
+
+def draw_degradations(source, indices: list[int], names: list[str], cfg, seed: int, folder: pathlib.Path) -> None:
+    """Degrades each image once and saves the inputs and the table in ``folder`` (atomically)."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    scratch = pathlib.Path(tempfile.mkdtemp(prefix=folder.name + ".", dir=folder.parent))
+    kernels, sigmas, families = [], [], []
+    for i, (index, name) in enumerate(zip(indices, names)):
+        sharp = as_unit_float(source[index]["sharp"])[None]
+        degradation = jax.device_get(_degrade(image_key(seed, name), sharp, cfg))
+        np.save(scratch / f"blurred_{i}.npy", np.asarray(degradation.y[0], np.float32))
+        kernels.append(degradation.kernel[0])
+        sigmas.append(degradation.noise_sigma[0])
+        families.append(degradation.family[0])
+    np.savez(scratch / "table.npz", names=np.array(names), kernels=np.stack(kernels).astype(np.float32),
+             noise_sigmas=np.array(sigmas, np.float32), families=np.array(families, np.int32))
+    try:
+        os.replace(scratch, folder)
+    except OSError:  # Another process saved the same draws first: keep theirs.
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def make_eval_set(data_cfg, degrade_cfg, *, seed: int, split: str = "test", cache_dir=None,
+                  max_images: int | None = None) -> EvalSet:
+    """The evaluation set of an experiment (see the module docstring).
+
+    Args:
+      data_cfg: the data config (``jdeblur.data.pipeline.default_data_config()``).
+      degrade_cfg: the degradation config (``jdeblur.physics.degrade.default_degrade_config()``);
+        unused for real pairs.
+      seed: the experiment's seed (an int).
+      split: the dataset split.
+      cache_dir: where to save the draws; None: inside the built dataset's directory.
+      max_images: keep the first ``max_images`` items (by name for synthetic blur); None: all.
+
+    Returns:
+      An ``EvalSet``: a sequence of item dicts, read on access.
+    """
+    builder = prepare(data_cfg.name, data_dir=data_cfg.data_dir, manual_dir=data_cfg.manual_dir,
+                      config=data_cfg.builder_config)
+    source = split_source(builder, split)
+    count = len(source) if max_images is None else min(max_images, len(source))
+    if data_cfg.name in PAIRED:
+        return EvalSet(source, list(range(count)))
+    if degrade_cfg is None:
+        raise ValueError(f"degrade_cfg: dataset {data_cfg.name} holds sharp images only; expected the "
+                         "degradation config that makes their blurred inputs, got None")
+    names_source = split_source(builder, split, decoders={"sharp": tfds.decode.SkipDecoding()})
+    by_name = sorted((name, index) for index, name in enumerate(record_names(names_source)))[:count]
+    names, indices = [n for n, _ in by_name], [i for _, i in by_name]
+    cfg = full_image_config(degrade_cfg)
+    identity = json.dumps({"format": FORMAT_VERSION, "seed": int(seed), "degrade": cfg.to_dict(),
+                           "dataset": builder.name, "config": getattr(builder.builder_config, "name", None),
+                           "version": str(builder.version), "split": split, "names": names},
+                          sort_keys=True, default=list)
+    digest = hashlib.sha1(identity.encode()).hexdigest()[:16]
+    root = pathlib.Path(cache_dir) if cache_dir is not None else pathlib.Path(builder.data_dir) / "eval_sets"
+    folder = root / f"{split.replace('[', '_').replace(']', '').replace(':', '-')}_{digest}"
+    if not (folder / "table.npz").is_file():
+        draw_degradations(source, indices, names, cfg, int(seed), folder)
+    return EvalSet(source, indices, folder)

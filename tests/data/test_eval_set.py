@@ -1,0 +1,84 @@
+"""Tests of the evaluation set: fixed, saved degradations of full-size test images; real pairs."""
+import numpy as np
+import pytest
+import scipy.ndimage
+
+from jdeblur.data.eval_set import make_eval_set
+from jdeblur.data.pipeline import default_data_config
+from jdeblur.physics.degrade import default_degrade_config
+from jdeblur.physics.kernel_mixture import FAMILIES
+
+
+def small_degrade_config():
+    """Small kernels of three families, so that compiling stays quick."""
+    cfg = default_degrade_config()
+    cfg.blur.size = 7
+    cfg.blur.families = ("gaussian", "disk", "linear_motion")
+    cfg.blur.weights = (1.0, 1.0, 1.0)
+    cfg.blur.disk.radius = (1.0, 3.0)
+    cfg.blur.linear_motion.length = (3.0, 7.0)
+    cfg.noise.kind = "gaussian"
+    cfg.noise.sigma = (0.01, 0.03)
+    return cfg
+
+
+@pytest.fixture
+def folder_config(tmp_path, write_image, rng):
+    for i in range(3):  # one shape: one compilation of the degradation
+        mid_grey = rng.integers(64, 192, (20, 24, 3), dtype=np.uint8)
+        write_image(tmp_path / "photos" / "test" / f"img{i}.png", image=mid_grey)
+    write_image(tmp_path / "photos" / "train" / "t.png")
+    cfg = default_data_config()
+    cfg.name, cfg.data_dir, cfg.manual_dir = "image_folder", str(tmp_path / "data"), str(tmp_path / "photos")
+    return cfg
+
+
+def as_arrays(items):
+    return [{k: np.asarray(v) for k, v in item.items()} for item in items]
+
+
+def test_eval_set_is_fixed_saved_and_seeded(tmp_path, folder_config):
+    degrade_cfg = small_degrade_config()
+    first = as_arrays(make_eval_set(folder_config, degrade_cfg, seed=0))
+    assert [i["name"] for i in first] == ["test/img0.png", "test/img1.png", "test/img2.png"]
+    for item in first:
+        assert item["blurred"].shape == item["sharp"].shape and item["blurred"].dtype == np.float32  # full size
+        assert item["kernel"].shape == (7, 7) and np.isclose(item["kernel"].sum(), 1, atol=1e-5)
+        assert FAMILIES[int(item["family"])] in degrade_cfg.blur.families
+        assert 0.01 <= item["noise_sigma"] <= 0.03
+    saved = list((tmp_path / "data").rglob("table.npz"))
+    assert len(saved) == 1
+    # Read back from the saved draws, and drawn afresh elsewhere: identical either way.
+    again = as_arrays(make_eval_set(folder_config, degrade_cfg, seed=0))
+    fresh = as_arrays(make_eval_set(folder_config, degrade_cfg, seed=0, cache_dir=tmp_path / "elsewhere"))
+    for a, b, c in zip(first, again, fresh):
+        for key in a:
+            np.testing.assert_array_equal(a[key], b[key])
+            np.testing.assert_array_equal(a[key], c[key])
+    other = as_arrays(make_eval_set(folder_config, degrade_cfg, seed=1))
+    assert not any(np.array_equal(a["kernel"], o["kernel"]) for a, o in zip(first, other))
+    # A subset keeps the draws of the images it keeps.
+    subset = as_arrays(make_eval_set(folder_config, degrade_cfg, seed=0, max_images=2))
+    assert len(subset) == 2
+    np.testing.assert_array_equal(subset[1]["kernel"], first[1]["kernel"])
+    for item in first:
+        # Golden: scipy's convolution with the symmetric ('reflect') extension, per channel; what is
+        # left is the noise, of the saved sigma (the pixels are mid-grey, so nothing is clipped).
+        blurred = np.stack([scipy.ndimage.convolve(item["sharp"][..., c].astype(np.float64), item["kernel"],
+                                                   mode="reflect") for c in range(3)], axis=-1)
+        residual = item["blurred"] - blurred
+        assert abs(residual.mean()) < 0.1 * item["noise_sigma"] + 1e-3
+        assert abs(residual.std() / item["noise_sigma"] - 1) < 0.1
+
+
+def test_eval_set_of_pairs_is_the_pairs(tmp_path, write_image):
+    pairs = {n: (write_image(tmp_path / "p" / "blur" / f"{n}.png"), write_image(tmp_path / "p" / "sharp" / f"{n}.png"))
+             for n in "ab"}
+    cfg = default_data_config()
+    cfg.name, cfg.data_dir, cfg.manual_dir = "paired_folder", str(tmp_path / "data"), str(tmp_path / "p")
+    items = make_eval_set(cfg, None, seed=0)
+    assert sorted(item["name"] for item in items) == ["a", "b"] and "kernel" not in items[0]
+    for item in items:
+        blurred, sharp = pairs[item["name"]]
+        np.testing.assert_array_equal(item["blurred"], blurred / np.float32(255))
+        np.testing.assert_array_equal(item["sharp"], sharp / np.float32(255))
