@@ -114,7 +114,11 @@ def cmd_train(args, overrides) -> int:
     final = train_and_evaluate(config, workdir)
     from jdeblur.train.evaluate import format_table
 
-    print(format_table(final["results"], final["convention"], title=f"test results at step {final['step']}"))
+    print(format_table(final["results"], final["convention"],
+                       title=f"split {final['split']}, step {final['step']}"))
+    for split, table in final["splits"].items():
+        print()
+        print(format_table(table, final["convention"], title=f"split {split}, step {final['step']}"))
     print(f"\nworkdir {workdir}: config.json, run.json, metrics.jsonl, eval.jsonl, curves.png, samples/, "
           f"checkpoints/, tensorboard/, final.json")
     return 0

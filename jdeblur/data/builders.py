@@ -172,8 +172,20 @@ SKIMAGE_TEST = {
 }
 
 
+# Photographs from another package and another photographer, never seen in training or model
+# selection: the check that a result holds beyond the test split of the same collection.
+EXTERNAL = {
+    "grace_hopper": "matplotlib sample data; U.S. Navy photograph, public domain",
+}
+
+
 def skimage_image(name: str) -> np.ndarray:
-    """One of the embedded scikit-image photographs as uint8 HxWx3 (gray ones replicated)."""
+    """One of the embedded photographs as uint8 HxWx3 (gray ones replicated)."""
+    if name == "grace_hopper":
+        import matplotlib.cbook
+
+        with matplotlib.cbook.get_sample_data("grace_hopper.jpg") as f:
+            return read_image(f.name)
     if name.startswith("motorcycle_"):
         left, right, _ = skimage.data.stereo_motorcycle()
         image = left if name == "motorcycle_left" else right
@@ -183,14 +195,22 @@ def skimage_image(name: str) -> np.ndarray:
 
 
 class SkimageImages(SharpImagesBuilder):
-    """Natural photographs shipped inside scikit-image, split by image; builds in seconds offline."""
+    """Natural photographs shipped inside scikit-image, split by image; builds in seconds offline.
+
+    Splits: ``train`` and ``test`` (``SKIMAGE_TRAIN``, ``SKIMAGE_TEST``), and ``external``
+    (``EXTERNAL``: photographs from outside scikit-image, for a check on unseen sources).
+    """
+
+    VERSION = tfds.core.Version("1.1.0")
+    RELEASE_NOTES = {"1.1.0": "external split", "1.0.0": "train and test splits"}
 
     def _split_generators(self, dl_manager):
         def items(names):
             return [(n, lambda n=n: skimage_image(n)) for n in sorted(names)]
 
         return {"train": self._generate_examples(items(SKIMAGE_TRAIN)),
-                "test": self._generate_examples(items(SKIMAGE_TEST))}
+                "test": self._generate_examples(items(SKIMAGE_TEST)),
+                "external": self._generate_examples(items(EXTERNAL))}
 
 
 IMAGE_FOLDER_LAYOUT = """\

@@ -38,6 +38,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.eval = ml_collections.ConfigDict(dict(
         convention="default",  # a jdeblur.metrics.CONVENTIONS name; every table names it
         max_images=None,       # None: the whole test split
+        final_splits=(),       # further splits scored once at the end (e.g. 'external')
         max_pixels=1024 * 1024,  # per model call; larger images are tiled
         overlap=64,
         ensemble=False,

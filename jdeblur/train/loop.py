@@ -175,8 +175,17 @@ def train_and_evaluate(config, workdir, *, stop_after: int | None = None) -> dic
     if table is None:  # resumed a finished run: evaluate what is there
         table, families = run_evaluation(train_cfg.steps)
     checkpoints.close()
+    final = {"step": train_cfg.steps, "convention": convention, "results": table, "by_family": families,
+             "split": config.data.eval_split, "splits": {}}
+    for split in eval_cfg.final_splits:
+        extra = make_eval_set(config.data, config.degrade, seed=config.seed, split=split)
+        extra_baselines = evaluation.cached_baseline_scores(extra, eval_cfg, convention,
+                                                            workdir / f"baselines_{split}.json")
+        final["splits"][split] = evaluation.evaluate(model, eval_params(state), extra, eval_cfg,
+                                                     baselines=extra_baselines, convention=convention)[0]
+        logger.write(f"split {split}: " + ", ".join(
+            f"{m} {v['psnr']:.2f} dB" for m, v in final["splits"][split].items()))
     logger.close()
-    final = {"step": train_cfg.steps, "convention": convention, "results": table, "by_family": families}
     if jax.process_index() == 0:
         plot_curves(workdir)
         tmp = workdir / (FINAL + ".tmp")
