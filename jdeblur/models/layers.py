@@ -1,0 +1,89 @@
+"""Building blocks shared by the restoration networks (feature maps are NHWC).
+
+Images entering a model are NHWC float32 in [0, 1]; inside, features run in the model's compute
+``dtype`` and the global residual is added back in float32 (``global_residual``).
+"""
+import math
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from jdeblur.checks import check_choice, check_rank
+
+ACTIVATIONS = {
+    "relu": nn.relu,
+    "leaky_relu": nn.leaky_relu,
+    "gelu": nn.gelu,
+    "silu": nn.silu,
+}
+
+# PyTorch's default Conv2d weight init (kaiming_uniform with a=sqrt(5)) is U(-1/sqrt(fan_in),
+# 1/sqrt(fan_in)), i.e. variance 1/(3 fan_in). The reference NAFNet trains from it, so using it keeps
+# the published learning rates meaningful here.
+torch_conv_init = nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
+
+
+def activation(name: str):
+    """The activation function called ``name`` (one of ``ACTIVATIONS``)."""
+    check_choice(name, "activation", ACTIVATIONS)
+    return ACTIVATIONS[name]
+
+
+def check_image_shape(x, size_multiple: int) -> None:
+    """Raises ValueError unless ``x`` is NHWC with H and W multiples of ``size_multiple``."""
+    check_rank(x, "x", (4,), "NHWC images")
+    height, width = x.shape[1:3]
+    if height % size_multiple or width % size_multiple:
+        raise ValueError(
+            f"x: expected height and width multiples of {size_multiple} (the model's size_multiple; "
+            f"jdeblur.infer.restore pads any size), got shape {tuple(x.shape)}"
+        )
+
+
+def global_residual(x, correction):
+    """The restored image: the float32 input plus the network's predicted correction."""
+    return x.astype(jnp.float32) + correction.astype(jnp.float32)
+
+
+def pixel_shuffle(x, factor: int):
+    """Rearranges (N, H, W, C * f * f) into (N, H * f, W * f, C), with PyTorch's channel order.
+
+    Output channel ``c`` at sub-pixel (i, j) reads input channel ``c * f * f + i * f + j``, as
+    ``torch.nn.PixelShuffle`` does, so weights ported from NCHW models keep their meaning.
+    """
+    n, h, w, channels = x.shape
+    if channels % (factor * factor):
+        raise ValueError(f"x: expected channels divisible by factor**2 = {factor * factor}, got {channels}")
+    x = x.reshape(n, h, w, channels // (factor * factor), factor, factor)
+    x = x.transpose(0, 1, 4, 2, 5, 3)
+    return x.reshape(n, h * factor, w * factor, channels // (factor * factor))
+
+
+def simple_gate(x):
+    """NAFNet's SimpleGate: splits the channels in two halves and multiplies them."""
+    first, second = jnp.split(x, 2, axis=-1)
+    return first * second
+
+
+def channel_layer_norm(*, dtype, param_dtype, name: str) -> nn.LayerNorm:
+    """LayerNorm over the channels of each pixel (PyTorch restoration code's ``LayerNorm2d``).
+
+    Per-pixel statistics keep the network local (tiles see the same normalisation as the full
+    image), unlike GroupNorm. The two-pass variance avoids E[x^2] - E[x]^2 cancellation.
+    """
+    return nn.LayerNorm(epsilon=1e-6, use_fast_variance=False, dtype=dtype, param_dtype=param_dtype, name=name)
+
+
+def maybe_remat(module_cls, enabled: bool):
+    """``nn.remat(module_cls)`` when enabled (recompute activations in the backward pass), else the class.
+
+    Children are given explicit names, so the parameter tree is the same either way and a checkpoint
+    trained with remat loads without it.
+    """
+    return nn.remat(module_cls) if enabled else module_cls
+
+
+def count_params(params) -> int:
+    """Total number of scalars in a parameter pytree (arrays or ``jax.ShapeDtypeStruct``)."""
+    return sum(math.prod(leaf.shape) for leaf in jax.tree_util.tree_leaves(params))

@@ -1,0 +1,206 @@
+"""NAFNet (Chen et al. 2022, "Simple Baselines for Image Restoration", ECCV) with its test-time local converter.
+
+Images are NHWC float32 in [0, 1]; H and W must be multiples of ``size_multiple`` (2**levels),
+``jdeblur.infer.restore`` pads any size. The architecture follows the reference implementation
+(megvii-research/NAFNet, ``NAFNet_arch.py``): 3x3 intro/ending convs, NAFBlocks (channel LayerNorm,
+1x1 expand x2, 3x3 depthwise conv, SimpleGate, Simplified Channel Attention, 1x1; then a gated
+FFN expanding x2; both branches scaled by per-channel beta/gamma initialised to zero), 2x2 stride-2
+conv downsampling to 2C, 1x1 conv to 2C + PixelShuffle upsampling, additive skips, global residual.
+
+TLC (Chu et al. 2022, "Improving Image Restoration by Revisiting Global Information Aggregation",
+ECCV): trained on patches, SCA's global average is a statistic of a patch, but at test time of the
+whole image. ``tlc=True`` replaces it by an average over a local window 1.5x the training patch
+(scaled to each level's resolution), with the same parameters. Images no larger than the window
+are pooled globally, as in training, so the output is unchanged for them.
+
+Neither mode is local enough for exact tiling: global pooling sees the whole image, TLC windows
+span 1.5 training patches (see ``jdeblur.infer``).
+"""
+import flax.linen as nn
+import jax.numpy as jnp
+
+from jdeblur.models.layers import (
+    channel_layer_norm,
+    check_image_shape,
+    global_residual,
+    maybe_remat,
+    pixel_shuffle,
+    simple_gate,
+    torch_conv_init,
+)
+from jdeblur.models.registry import build_variant
+
+# The published GoPro configuration (NAFNet-GoPro-width32/64.yml); 17.11M and 67.89M parameters.
+_GOPRO = dict(enc_blk_nums=(1, 1, 1, 28), middle_blk_num=1, dec_blk_nums=(1, 1, 1, 1))
+VARIANTS = {
+    "tiny": dict(width=16, enc_blk_nums=(1, 1, 1, 1), middle_blk_num=1, dec_blk_nums=(1, 1, 1, 1)),
+    "width32": dict(width=32, **_GOPRO),
+    "width64": dict(width=64, **_GOPRO),
+}
+
+
+def local_average_pool(x, window: tuple[int, int]):
+    """Mean over sliding ``window`` (kh, kw) boxes, replicate-padded back to x's size, as TLC does.
+
+    Returns the (N, 1, 1, C) global mean when the window covers the whole feature map (the
+    reference's rule: kh >= H and kw >= W); otherwise (N, H, W, C): the means of the windows that fit
+    inside the map (each dimension's window clipped to the map), padded with edge values, (k - 1) // 2
+    before and k // 2 after per axis (k the clipped window), like the reference's ``AvgPool2d``.
+
+    Box sums come from an integral image (two cumsums): O(HW) whatever the window. The map is
+    centred on its mean first to keep float32 prefix sums small: on a 2048x3072 map with 384-px
+    windows the means are within 4e-6 of a float64 computation.
+    """
+    _, height, width, _ = x.shape
+    if window[0] >= height and window[1] >= width:
+        return jnp.mean(x, axis=(1, 2), keepdims=True)
+    kh, kw = min(window[0], height), min(window[1], width)
+    mean = jnp.mean(x, axis=(1, 2), keepdims=True)
+    integral = jnp.cumsum(jnp.cumsum(x - mean, axis=1), axis=2)
+    integral = jnp.pad(integral, ((0, 0), (1, 0), (1, 0), (0, 0)))
+    box = (integral[:, kh:, kw:] - integral[:, :-kh, kw:]
+           - integral[:, kh:, :-kw] + integral[:, :-kh, :-kw])
+    local = box / (kh * kw) + mean
+    pad_h, pad_w = height - local.shape[1], width - local.shape[2]
+    return jnp.pad(local, ((0, 0), (pad_h // 2, pad_h - pad_h // 2), (pad_w // 2, pad_w - pad_w // 2), (0, 0)),
+                   mode="edge")
+
+
+def tlc_window(train_size: tuple[int, int], stride: int) -> tuple[int, int]:
+    """TLC's pooling window at a level downsampled by ``stride``: 1.5x the training patch, at that scale.
+
+    The reference derives it from the feature size seen at the training size, (train // stride) *
+    int(1.5 * train) // train, so we do too (256 -> 384, 192, 96, 48, 24).
+    """
+    return tuple((size // stride) * int(size * 1.5) // size for size in train_size)
+
+
+class NAFBlock(nn.Module):
+    """One NAFBlock; ``pool_window`` None pools SCA globally, else locally (TLC) over that window."""
+
+    dw_expand: int = 2
+    ffn_expand: int = 2
+    pool_window: tuple[int, int] | None = None
+    dtype: object = jnp.float32
+    param_dtype: object = jnp.float32
+
+    @nn.compact
+    def __call__(self, inputs):
+        channels = inputs.shape[-1]
+
+        def conv(features, kernel, name, **kw):
+            return nn.Conv(features, kernel, kernel_init=torch_conv_init, dtype=self.dtype,
+                           param_dtype=self.param_dtype, name=name, **kw)
+
+        def norm(name):
+            return channel_layer_norm(dtype=self.dtype, param_dtype=self.param_dtype, name=name)
+
+        def scale(name):
+            # Zero-initialised: every block starts as the identity, so the deep network trains stably.
+            return self.param(name, nn.initializers.zeros, (channels,), self.param_dtype).astype(self.dtype)
+
+        hidden = channels * self.dw_expand
+        x = conv(hidden, (1, 1), "conv1")(norm("norm1")(inputs))
+        x = conv(hidden, (3, 3), "conv2", feature_group_count=hidden)(x)
+        x = simple_gate(x)
+        x = x * self._channel_attention(x, conv)
+        x = conv(channels, (1, 1), "conv3")(x)
+        y = inputs + x * scale("beta")
+
+        x = conv(channels * self.ffn_expand, (1, 1), "conv4")(norm("norm2")(y))
+        x = conv(channels, (1, 1), "conv5")(simple_gate(x))
+        return y + x * scale("gamma")
+
+    def _channel_attention(self, x, conv):
+        """Simplified Channel Attention: a 1x1 conv of the (global or TLC-local) channel means."""
+        if self.pool_window is None:
+            pooled = jnp.mean(x.astype(jnp.float32), axis=(1, 2), keepdims=True)
+        else:
+            pooled = local_average_pool(x.astype(jnp.float32), self.pool_window)
+        return conv(x.shape[-1], (1, 1), "sca")(pooled.astype(self.dtype))
+
+
+class NAFNet(nn.Module):
+    """NAFNet: a U-shaped stack of NAFBlocks predicting the correction added to the blurred input.
+
+    Attributes:
+      width: channels at full resolution, doubled at every level.
+      enc_blk_nums: NAFBlocks per encoder level (its length is the number of levels).
+      middle_blk_num: NAFBlocks at the lowest resolution.
+      dec_blk_nums: NAFBlocks per decoder level, deepest first; same length as enc_blk_nums.
+      dw_expand, ffn_expand: channel expansion of the depthwise and feed-forward branches.
+      tlc: pool SCA over local windows (test-time local converter) instead of globally.
+      train_size: training patch size (int or (h, w)) that sets the TLC window (1.5x).
+      remat: recompute each block's activations in the backward pass (memory for compute).
+      dtype: compute dtype (float32 or bfloat16); param_dtype: parameter dtype.
+    """
+
+    width: int = 32
+    enc_blk_nums: tuple[int, ...] = _GOPRO["enc_blk_nums"]
+    middle_blk_num: int = _GOPRO["middle_blk_num"]
+    dec_blk_nums: tuple[int, ...] = _GOPRO["dec_blk_nums"]
+    dw_expand: int = 2
+    ffn_expand: int = 2
+    tlc: bool = False
+    train_size: int | tuple[int, int] = 256
+    remat: bool = False
+    dtype: object = jnp.float32
+    param_dtype: object = jnp.float32
+
+    def __post_init__(self):
+        if len(self.enc_blk_nums) != len(self.dec_blk_nums):
+            raise ValueError(
+                f"dec_blk_nums: expected as many levels as enc_blk_nums {self.enc_blk_nums}, got {self.dec_blk_nums}"
+            )
+        super().__post_init__()
+
+    @property
+    def size_multiple(self) -> int:
+        """H and W must be multiples of this (one halving per encoder level)."""
+        return 2 ** len(self.enc_blk_nums)
+
+    def _blocks(self, count: int, stride: int, name: str):
+        block_cls = maybe_remat(NAFBlock, self.remat)
+        train_size = (self.train_size,) * 2 if isinstance(self.train_size, int) else tuple(self.train_size)
+        window = tlc_window(train_size, stride) if self.tlc else None
+        return [block_cls(dw_expand=self.dw_expand, ffn_expand=self.ffn_expand, pool_window=window,
+                          dtype=self.dtype, param_dtype=self.param_dtype, name=f"{name}_block{i}")
+                for i in range(count)]
+
+    @nn.compact
+    def __call__(self, images):
+        check_image_shape(images, self.size_multiple)
+        images = jnp.asarray(images, jnp.float32)
+
+        def conv(features, kernel, name, **kw):
+            return nn.Conv(features, kernel, kernel_init=torch_conv_init, dtype=self.dtype,
+                           param_dtype=self.param_dtype, name=name, **kw)
+
+        x = conv(self.width, (3, 3), "intro")(images.astype(self.dtype))
+        skips = []
+        channels, stride = self.width, 1
+        for level, count in enumerate(self.enc_blk_nums):
+            for block in self._blocks(count, stride, f"enc{level}"):
+                x = block(x)
+            skips.append(x)
+            channels, stride = channels * 2, stride * 2
+            x = conv(channels, (2, 2), f"down{level}", strides=(2, 2), padding="VALID")(x)
+
+        for block in self._blocks(self.middle_blk_num, stride, "middle"):
+            x = block(x)
+
+        for level, count in enumerate(self.dec_blk_nums):
+            x = conv(channels * 2, (1, 1), f"up{level}", use_bias=False)(x)
+            x = pixel_shuffle(x, 2) + skips.pop()
+            channels, stride = channels // 2, stride // 2
+            for block in self._blocks(count, stride, f"dec{level}"):
+                x = block(x)
+
+        correction = conv(images.shape[-1], (3, 3), "ending")(x)
+        return global_residual(images, correction)
+
+
+def Model(*, variant: str | None = None, **kw) -> NAFNet:
+    """NAFNet from preset ``variant`` ('tiny', 'width32', 'width64'; None = class defaults, i.e.
+    width32) with fields overridden by ``kw`` (e.g. ``tlc=True, train_size=256``)."""
+    return build_variant(NAFNet, VARIANTS, variant, kw)

@@ -1,0 +1,57 @@
+"""Tests for the shared model blocks: pixel shuffle against PyTorch's definition, channel LayerNorm in float64."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jdeblur.models.layers import channel_layer_norm, count_params, pixel_shuffle, simple_gate
+
+
+def _torch_pixel_shuffle(x, factor):
+    """torch.nn.PixelShuffle written out index by index, transposed to NHWC."""
+    n, h, w, channels = x.shape
+    out_c = channels // factor ** 2
+    out = np.empty((n, h * factor, w * factor, out_c), x.dtype)
+    for c in range(out_c):
+        for i in range(factor):
+            for j in range(factor):
+                out[:, i::factor, j::factor, c] = x[..., c * factor * factor + i * factor + j]
+    return out
+
+
+@pytest.mark.parametrize("factor", [2, 3])
+def test_pixel_shuffle_matches_torch_definition(rng, factor):
+    x = rng.standard_normal((2, 5, 4, 2 * factor * factor)).astype(np.float32)
+    np.testing.assert_array_equal(pixel_shuffle(jnp.asarray(x), factor), _torch_pixel_shuffle(x, factor))
+    np.testing.assert_array_equal(jax.jit(pixel_shuffle, static_argnums=1)(x, factor),
+                                  _torch_pixel_shuffle(x, factor))
+    per_image = jax.vmap(lambda image: pixel_shuffle(image[None], factor)[0])(x)
+    np.testing.assert_array_equal(per_image, _torch_pixel_shuffle(x, factor))
+
+
+def test_pixel_shuffle_rejects_indivisible_channels():
+    with pytest.raises(ValueError, match="channels"):
+        pixel_shuffle(jnp.zeros((1, 2, 2, 6)), 2)
+
+
+def test_channel_layer_norm_matches_float64(rng):
+    x = (3.0 + rng.standard_normal((2, 4, 6, 8))).astype(np.float32)
+    norm = channel_layer_norm(dtype=jnp.float32, param_dtype=jnp.float32, name=None)
+    scale = rng.standard_normal(8)
+    bias = rng.standard_normal(8)
+    params = {"params": {"scale": jnp.asarray(scale, jnp.float32), "bias": jnp.asarray(bias, jnp.float32)}}
+    x64 = x.astype(np.float64)
+    mean = x64.mean(-1, keepdims=True)
+    var = ((x64 - mean) ** 2).mean(-1, keepdims=True)
+    expected = (x64 - mean) / np.sqrt(var + 1e-6) * scale + bias
+    np.testing.assert_allclose(norm.apply(params, x), expected, atol=1e-5)
+
+
+def test_simple_gate_multiplies_halves(rng):
+    x = rng.standard_normal((1, 2, 3, 6)).astype(np.float32)
+    np.testing.assert_allclose(simple_gate(x), x[..., :3] * x[..., 3:], rtol=1e-6)
+
+
+def test_count_params_counts_arrays_and_shapes():
+    tree = {"a": jnp.zeros((3, 4)), "b": [jax.ShapeDtypeStruct((2, 5, 7), jnp.float32)]}
+    assert count_params(tree) == 12 + 70
