@@ -18,6 +18,9 @@ def get_config(arg=None):
     c.seed = 0
     c.model.name = "unet"
     c.model.variant = "small"
+    # Plain convolutions and ReLU: 1.4x the throughput of LayerNorm + GELU on this CPU
+    # (27 against 20 images/s), and throughput is what a 10-minute budget buys.
+    c.model.kwargs = dict(norm="none", activation="relu", upsample="transpose")
 
     c.data.name = "skimage_images"
     c.data.patch_size = 64
@@ -27,21 +30,25 @@ def get_config(arg=None):
     c.degrade.blur.weights = (1.0, 1.0, 1.0)
     c.degrade.blur.gaussian.sigma = (0.8, 2.5)
     c.degrade.blur.linear_motion.length = (5.0, 17.0)
+    c.degrade.blur.camera_shake.max_length = (5.0, 17.0)
     c.degrade.noise.kind = "gaussian"
-    c.degrade.noise.sigma = (0.0, 0.01)
+    c.degrade.noise.sigma = (0.005, 0.02)
 
     c.loss.charbonnier = 1.0
     c.optim.lr = 2e-3
     c.optim.warmup_steps = 50
-    c.train.steps = 1500
+    c.optim.final_lr = 1e-6
+    c.train.steps = 700
     c.train.global_batch = 16
     c.train.log_every = 50
-    c.train.eval_every = 500
-    c.train.checkpoint_every = 250
-    c.train.ema_decay = 0.999
+    c.train.eval_every = 350
+    c.train.checkpoint_every = 350
+    c.train.ema_decay = 0.0
+    c.eval.final_splits = ("external",)
 
     if arg == "runlocal":
         c.model.variant = "tiny"
+        c.eval.final_splits = ()
         c.data.patch_size = 32
         c.degrade.blur.size = 9
         c.degrade.blur.gaussian.sigma = (0.5, 1.5)

@@ -126,7 +126,19 @@ def apply_overrides(config: ml_collections.ConfigDict, overrides) -> None:
             raise ConfigError(f"override {override!r}: config has no field {field!r}{hint}")
         current = node[leaf]
         if isinstance(current, ml_collections.ConfigDict):
-            raise ConfigError(f"override {override!r}: {field!r} is a group; set one of its fields")
+            # A whole group may be replaced by a dict literal (e.g. model.kwargs={'width': 24}),
+            # for groups whose keys are open, like a model's keyword arguments.
+            try:
+                replacement = ast.literal_eval(text)
+            except (ValueError, SyntaxError):
+                replacement = None
+            if not isinstance(replacement, dict):
+                raise ConfigError(f"override {override!r}: {field!r} is a group; set one of its fields "
+                                  f"or give a whole dict, e.g. {field}={{'key': value}}")
+            with node.unlocked():
+                node[leaf] = ml_collections.ConfigDict(replacement)
+            node[leaf].lock()
+            continue
         try:
             value = parse_value(text, current)
         except ValueError as e:

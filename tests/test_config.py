@@ -68,6 +68,7 @@ def test_config_is_locked(experiments):
         ("train.steps=fast", "expected a int"),
         ("flag=maybe", "expected true or false"),
         ("train=3", "is a group"),
+        ("train={1, 2}", "give a whole dict"),
         ("steps", "expected FIELD=VALUE"),
     ],
 )
@@ -89,3 +90,10 @@ def test_bad_variant_names_file(experiments):
 def test_to_overrides_flattens():
     c = ml_collections.ConfigDict(dict(a=1, b=dict(c=2, d=dict(e=3))))
     assert cfglib.to_overrides(c) == {"a": 1, "b.c": 2, "b.d.e": 3}
+
+
+def test_group_replaced_by_dict_literal(experiments):
+    c = cfglib.load_config("toy", ["train={'steps': 3, 'extra': 'x'}"], directory=experiments)
+    assert c.train.steps == 3 and c.train.extra == "x"
+    with pytest.raises(AttributeError):
+        c.train.other = 1

@@ -85,10 +85,6 @@ def make_train_step(
         def split(x):
             return x.reshape(microbatches, num_local // microbatches, *x.shape[1:])
 
-        def accumulate(carry, chunk):
-            grads, stats = grad_fn(local_params, *chunk)
-            return jax.tree.map(jnp.add, carry, (grads, stats)), None
-
         params = state["params"]
         # Gradients of the device's own loss: without marking the replicated params as varying,
         # shard_map would transpose their implicit broadcast into a psum (a sum over devices, not
@@ -97,7 +93,12 @@ def make_train_step(
         zero_stats = jax.eval_shape(loss_and_metrics, params, inputs[:1], targets[:1])[1]
         zeros = jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), (params, zero_stats))
         zeros = jax.lax.pcast(zeros, axis_name, to="varying")
-        (grads, stats), _ = jax.lax.scan(accumulate, zeros, (split(inputs), split(targets)))
+        # A Python loop, not lax.scan: XLA:CPU runs the convolutions inside a scan an order of
+        # magnitude slower (measured on the quickstart step: 11-13 s against 0.8 s per step,
+        # even with unroll=True); microbatches is a small static count.
+        grads, stats = zeros
+        for chunk in zip(split(inputs), split(targets)):
+            grads, stats = jax.tree.map(jnp.add, (grads, stats), grad_fn(local_params, *chunk))
         grads, stats = jax.lax.pmean(
             jax.tree.map(lambda a: a / microbatches, (grads, stats)), axis_name
         )
