@@ -9,7 +9,8 @@
     python launch.py report --root DIR
 
 Errors in what the user gave (a missing file, a misspelt config field, an unknown model) print one
-line and exit with code 2; ``--debug`` shows the traceback instead.
+line, ``error: ...``, and exit with code 2, before anything is written; ``--debug`` shows the
+traceback instead. Without a subcommand, the arguments are those of ``train``.
 """
 import argparse
 import datetime
@@ -18,7 +19,10 @@ import sys
 
 DEFAULT_EXPERIMENT = "quickstart"
 REPO = pathlib.Path(__file__).resolve().parent
-USAGE_EXIT = 2
+RUNS = REPO / "runs"
+USAGE_EXIT = 2  # what the user gave is wrong (argparse uses 2 too)
+FAILURE_EXIT = 1  # the run itself failed (e.g. a non-finite loss)
+INTERRUPTED_EXIT = 130
 
 
 def split_overrides(argv: list[str]) -> tuple[list[str], list[str]]:
@@ -36,6 +40,21 @@ def split_overrides(argv: list[str]) -> tuple[list[str], list[str]]:
     return rest, overrides
 
 
+def int_at_least(minimum: int):
+    """An argparse type: an integer >= ``minimum``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < minimum:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {text!r}")
+        return value
+
+    return parse
+
+
 def add_distributed_flags(parser):
     group = parser.add_argument_group("several hosts (jax.distributed; default: read from SLURM/MPI/TPU environment)")
     group.add_argument("--coordinator", help="address:port of process 0")
@@ -46,7 +65,8 @@ def add_distributed_flags(parser):
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="launch.py", description=__doc__.split("\n\n")[0],
-        epilog="Run a subcommand with --help for its options. With no subcommand: train the default experiment.",
+        epilog="Run a subcommand with --help for its options. With no subcommand: train (the default experiment "
+               "unless --config is given).",
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     sub = parser.add_subparsers(dest="command")
@@ -56,35 +76,40 @@ def build_parser() -> argparse.ArgumentParser:
                                        "Override any config field with --config.FIELD=VALUE.")
     train.add_argument("--config", default=DEFAULT_EXPERIMENT,
                        help="experiments/NAME.py[:arg] or NAME[:arg] (default: %(default)s)")
-    train.add_argument("--workdir", help="where checkpoints, logs and results go (default: runs/NAME-TIMESTAMP)")
+    train.add_argument("--workdir",
+                       help="where checkpoints, logs and results go (default: a fresh runs/NAME-TIMESTAMP)")
     add_distributed_flags(train)
 
     ev = sub.add_parser("eval", help="score a trained run's best checkpoint on a split",
-                        description="Score the best checkpoint beside the blurred input and classical baselines.")
+                        description="Score the best checkpoint beside the blurred input and classical baselines; "
+                                    "writes eval_SPLIT_CONVENTION.md/.csv in the workdir.")
     ev.add_argument("--workdir", required=True)
     ev.add_argument("--split", default=None, help="dataset split (default: the experiment's eval split)")
-    ev.add_argument("--convention", default=None, help="metric convention: default, uint8, basicsr_y")
+    ev.add_argument("--convention", default=None, help="metric convention: default, uint8, basicsr_y "
+                                                       "(default: the experiment's)")
     ev.add_argument("--checkpoint", default="best", help="best, latest or a step number")
-    ev.add_argument("--max-images", type=int, default=None)
+    ev.add_argument("--max-images", type=int_at_least(1), default=None, help="score only the first N images")
 
     db = sub.add_parser("deblur", help="deblur your own photos with a trained run",
                         description="Deblur image files with a workdir's best checkpoint; writes PNGs with the "
                                     "same size, channels, bit depth and base names.")
     db.add_argument("--workdir", required=True)
-    db.add_argument("--input", required=True, help="an image file, a folder (recursive) or a glob pattern")
+    db.add_argument("--input", required=True, help="an image file, a folder (recursive) or a glob pattern (quoted)")
     db.add_argument("--output", required=True, help="output folder (created; existing files are not overwritten "
                                                     "unless --overwrite)")
-    db.add_argument("--tile", type=int, default=None, help="tile side in pixels (default: from --max-pixels)")
-    db.add_argument("--max-pixels", type=int, default=1024 * 1024,
+    db.add_argument("--tile", type=int_at_least(1), default=None,
+                    help="tile side in pixels (default: from --max-pixels)")
+    db.add_argument("--max-pixels", type=int_at_least(1), default=1024 * 1024,
                     help="pixels per model call; larger images are tiled (default: %(default)s)")
-    db.add_argument("--overlap", type=int, default=64, help="tile overlap in pixels")
+    db.add_argument("--overlap", type=int_at_least(0), default=64, help="tile overlap in pixels")
     db.add_argument("--ensemble", action="store_true", help="average over 8 flips/rotations (8x slower)")
     db.add_argument("--checkpoint", default="best", help="best, latest or a step number")
     db.add_argument("--overwrite", action="store_true")
 
     sw = sub.add_parser("sweep", help="run (or print) every run of an experiment's declared sweep",
                         description="Expand get_sweep() of the experiment into one workdir per point and seed; "
-                                    "run unfinished ones here, or print the commands with --dry-run.")
+                                    "run unfinished ones here, or print the commands with --dry-run. "
+                                    "--config.FIELD=VALUE overrides are passed to every run.")
     sw.add_argument("--config", required=True)
     sw.add_argument("--root", required=True, help="folder holding one workdir per run")
     sw.add_argument("--dry-run", action="store_true", help="print the train commands instead of running them")
@@ -95,38 +120,188 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parse_command_line(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
+    """Parses ``argv`` into (arguments, config overrides); without a subcommand, the command is ``train``."""
+    rest, overrides = split_overrides(argv)
+    parser = build_parser()
+    first = next((i for i, arg in enumerate(rest) if arg != "--debug"), len(rest))
+    if first == len(rest) or rest[first] not in (*COMMANDS, "-h", "--help"):
+        rest = rest[:first] + ["train"] + rest[first:]
+    args = parser.parse_args(rest)
+    if overrides and args.command not in ("train", "sweep"):
+        parser.error(f"--config.* overrides apply to train and sweep, not {args.command}")
+    return args, overrides
+
+
+def default_workdir(spec: str, *, root: pathlib.Path = RUNS, now: datetime.datetime | None = None) -> pathlib.Path:
+    """A fresh workdir ``root/NAME-YYYYmmdd-HHMMSS`` for experiment ``spec`` (suffixed if taken)."""
+    name = pathlib.Path(spec.partition(":")[0]).stem
+    stamp = (now or datetime.datetime.now()).strftime("%Y%m%d-%H%M%S")
+    workdir, n = root / f"{name}-{stamp}", 1
+    while workdir.exists():
+        n += 1
+        workdir = root / f"{name}-{stamp}-{n}"
+    return workdir
+
+
+def validate_config(config) -> None:
+    """Raises ConfigError, naming the field, for a config that would fail after minutes of set-up.
+
+    Checks what training builds first from the config, by building it (cheap, no data read and
+    nothing written): the model, the loss, the optimizer, the degradation, the metric convention,
+    the batch split over the devices, and that the dataset is built or its source folder exists.
+    """
+    from jdeblur import config as cfglib
+
+    for section, check in (("model", _check_model), ("data", _check_data), ("train", _check_train),
+                           ("loss", _check_loss), ("optim", _check_optim), ("degrade", _check_degrade),
+                           ("eval", _check_eval)):
+        try:
+            check(config)
+        except cfglib.ConfigError:
+            raise
+        except ValueError as e:
+            message = one_line(e)
+            prefix = "" if message.startswith(f"config.{section}") else f"config.{section}: "
+            raise cfglib.ConfigError(prefix + message) from e
+
+
+def _check_model(config) -> None:
+    from jdeblur import config as cfglib
+    from jdeblur.models.registry import list_models
+    from jdeblur.train.loop import build_model
+
+    models = list_models()
+    name, variant = config.model.name, config.model.variant
+    if name not in models:
+        raise cfglib.ConfigError(f"config.model.name={name!r}: unknown model; "
+                                 f"valid models: {', '.join(sorted(models))}")
+    if variant is not None and variant not in models[name]:
+        raise cfglib.ConfigError(f"config.model.variant={variant!r}: unknown variant of {name}; "
+                                 f"valid variants: {', '.join(models[name])}")
+    build_model(config)  # the fields in config.model.kwargs
+
+
+def _check_data(config) -> None:
+    import logging
+
+    from jdeblur.data import builders, datasets, paired_builders
+    from jdeblur.checks import check_choice
+    from jdeblur.photos import check_folder_writable
+
+    data = config.data
+    check_choice(data.name, "config.data.name", datasets.BUILDERS)
+    absl_logger = logging.getLogger("absl")  # TFDS warns about unbuilt configs while we only look
+    level = absl_logger.level
+    absl_logger.setLevel(logging.ERROR)
+    try:
+        builder = datasets.make_builder(data.name, data_dir=data.data_dir, manual_dir=data.manual_dir,
+                                        config=data.builder_config)
+        if builder.is_prepared():
+            return
+    finally:
+        absl_logger.setLevel(level)
+    check_folder_writable(builder.data_dir, "config.data.data_dir")
+    if data.name == "image_folder":
+        source = builder.builder_config
+        builders.split_folder(pathlib.Path(source.source), source.test_percent, builders.ImageFolder.LAYOUT)
+    elif data.name == "paired_folder":
+        paired_builders.split_pairs(builder.builder_config)
+    elif data.name == "gopro" and (data.manual_dir is None or not pathlib.Path(data.manual_dir).is_dir()):
+        raise builders.DatasetLayoutError(
+            f"config.data.manual_dir={data.manual_dir!r}: gopro is not built in {builder.data_dir} yet, and "
+            f"its source folder is missing", paired_builders.GOPRO_LAYOUT)
+
+
+def _check_train(config) -> None:
+    from jdeblur.checks import check_choice, check_positive
+    from jdeblur.train import parallel
+
+    train = config.train
+    for field in ("steps", "global_batch", "microbatches", "log_every", "eval_every", "checkpoint_every"):
+        check_positive(train[field], f"config.train.{field}")
+    check_choice(train.parallel, "config.train.parallel", parallel.MODES)
+    per_device = parallel.per_device_batch(train.global_batch, parallel.make_mesh(train.num_devices))
+    if per_device % train.microbatches:
+        raise ValueError(f"config.train.microbatches={train.microbatches}: expected a divisor of the per-device "
+                         f"batch {per_device}")
+
+
+def _check_loss(config) -> None:
+    from jdeblur import losses
+
+    losses.make_loss(config.loss)
+
+
+def _check_optim(config) -> None:
+    from jdeblur.train import optim
+
+    optim.make_optimizer(config.optim, config.train.steps)
+
+
+def _check_degrade(config) -> None:
+    import jax
+
+    from jdeblur.physics.degrade import degrade
+    from jdeblur.train.loop import input_margin, is_paired
+
+    if is_paired(config):
+        return
+    side = config.data.patch_size + 2 * input_margin(config)
+    patch = jax.ShapeDtypeStruct((1, side, side, 3), jax.numpy.float32)
+    jax.eval_shape(lambda x: degrade(jax.random.key(0), x, config.degrade), patch)  # traced, not run
+
+
+def _check_eval(config) -> None:
+    from jdeblur import metrics
+    from jdeblur.checks import check_positive
+
+    metrics.get_convention(config.eval.convention)
+    check_positive(config.eval.max_pixels, "config.eval.max_pixels")
+
+
 def cmd_train(args, overrides) -> int:
     from jdeblur import config as cfglib
+    from jdeblur.photos import check_folder_writable
     from jdeblur.train import parallel
 
     parallel.initialize_distributed(args.coordinator, args.num_processes, args.process_id)
     config = cfglib.load_config(args.config, overrides)
-    workdir = args.workdir
-    if workdir is None:
-        name = pathlib.Path(args.config.partition(":")[0]).stem
-        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-        workdir = REPO / "runs" / f"{name}-{stamp}"
-    workdir = pathlib.Path(workdir)
-    check_writable(workdir)
+    validate_config(config)
+    workdir = pathlib.Path(args.workdir) if args.workdir else default_workdir(args.config)
+    check_folder_writable(workdir, "--workdir")
+    from jdeblur.train.evaluate import format_table
     from jdeblur.train.loop import train_and_evaluate
 
     print(f"training {args.config} in {workdir}", flush=True)
     final = train_and_evaluate(config, workdir)
-    from jdeblur.train.evaluate import format_table
-
     print(format_table(final["results"], final["convention"],
                        title=f"split {final['split']}, step {final['step']}"))
     for split, table in final["splits"].items():
         print()
         print(format_table(table, final["convention"], title=f"split {split}, step {final['step']}"))
-    print(f"\nworkdir {workdir}: config.json, run.json, metrics.jsonl, eval.jsonl, curves.png, samples/, "
-          f"checkpoints/, tensorboard/, final.json")
+    print(f"\nworkdir {workdir}: config.json (the full config), run.json (commit, packages, devices), "
+          f"metrics.jsonl, eval.jsonl, final.json, curves.png, samples/, checkpoints/, tensorboard/")
+    print(f"next: python launch.py deblur --workdir {workdir} --input YOUR_PHOTOS --output OUTPUT_FOLDER")
     return 0
 
 
+def quiet_library_warnings(args) -> None:
+    """Hides the libraries' absl warnings (e.g. orbax on read-only checkpoints) unless --debug."""
+    import logging
+
+    if not args.debug:
+        logging.getLogger("absl").setLevel(logging.ERROR)
+
+
 def cmd_eval(args, overrides) -> int:
+    from jdeblur import metrics
+    from jdeblur.checks import check_choice
     from jdeblur.train.evaluate import evaluate_workdir
 
+    quiet_library_warnings(args)
+    if args.convention is not None:
+        check_choice(args.convention, "--convention", metrics.CONVENTIONS)
     evaluate_workdir(args.workdir, split=args.split, convention=args.convention, which=args.checkpoint,
                      max_images=args.max_images, echo=print)
     return 0
@@ -135,6 +310,7 @@ def cmd_eval(args, overrides) -> int:
 def cmd_deblur(args, overrides) -> int:
     from jdeblur.photos import deblur_files
 
+    quiet_library_warnings(args)
     deblur_files(args.workdir, args.input, args.output, tile=args.tile, max_pixels=args.max_pixels,
                  overlap=args.overlap, ensemble=args.ensemble, which=args.checkpoint, overwrite=args.overwrite)
     return 0
@@ -144,7 +320,7 @@ def cmd_sweep(args, overrides) -> int:
     from jdeblur import sweep
 
     sweep.run_sweep(args.config, args.root, extra_overrides=[f"--config.{o}" for o in overrides],
-                    dry_run=args.dry_run)
+                    dry_run=args.dry_run, validate=validate_config)
     return 0
 
 
@@ -157,35 +333,16 @@ def cmd_report(args, overrides) -> int:
     return 0
 
 
-def check_writable(workdir: pathlib.Path) -> None:
-    """Fails early, naming the folder, when the workdir cannot be created or written."""
-    import os
-
-    try:
-        workdir.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise PermissionError(f"--workdir {workdir}: cannot create it ({e.strerror})") from e
-    if not os.access(workdir, os.W_OK | os.X_OK):
-        raise PermissionError(f"--workdir {workdir}: not writable")
-
-
 COMMANDS = {"train": cmd_train, "eval": cmd_eval, "deblur": cmd_deblur, "sweep": cmd_sweep, "report": cmd_report}
 
 
 def main(argv=None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    rest, overrides = split_overrides(argv)
-    parser = build_parser()
-    args = parser.parse_args(rest)
-    if args.command is None:
-        args = parser.parse_args(rest + ["train"])
-    if overrides and args.command not in ("train", "sweep"):
-        parser.error(f"--config.* overrides apply to train and sweep, not {args.command}")
+    args, overrides = parse_command_line(list(sys.argv[1:] if argv is None else argv))
     try:
         return COMMANDS[args.command](args, overrides)
     except KeyboardInterrupt:
         print("interrupted; rerun the same command to resume", file=sys.stderr)
-        return 130
+        return INTERRUPTED_EXIT
     except (ValueError, OSError) as e:  # what the user gave: a path, a name, a value
         if args.debug:
             raise
@@ -194,13 +351,18 @@ def main(argv=None) -> int:
     except Exception as e:  # a failure of the run itself (e.g. a non-finite loss)
         if args.debug:
             raise
-        print(f"error: {one_line(e)} (rerun with --debug for the traceback)", file=sys.stderr)
-        return 1
+        print(f"error: {type(e).__name__}: {one_line(e)} (rerun with --debug for the traceback)", file=sys.stderr)
+        return FAILURE_EXIT
 
 
 def one_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
+    """The error's message on one line (multi-line messages, e.g. an expected layout, joined)."""
+    lines = [" ".join(line.split()) for line in str(error).splitlines() if line.strip()]
+    if not lines:
+        return type(error).__name__
+    if len(lines) > 1 and lines[0][-1] not in ".:;,":
+        lines[0] += "."
+    return " ".join(lines)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 An experiment declares its sweep next to its config, as ``get_sweep(arg=None)`` returning::
 
     dict(seeds=(0, 1, 2),
-         product={'model.kwargs.width': (16, 32)},     # cartesian product over these fields
+         product={'model.variant': ('tiny', 'small')},  # cartesian product over these fields
          zip={'loss.l1': (1.0, 0.0), 'loss.psnr': (0.0, 1.0)},  # varied together, row by row
          labels=('l1', 'psnr'))                         # optional names of the zip rows
 
@@ -28,6 +28,7 @@ from jdeblur import config as cfglib
 
 FINAL = "final.json"
 POINT = "point.json"
+REPO = pathlib.Path(__file__).resolve().parent.parent  # where launch.py is
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,46 +84,66 @@ def expand(sweep: dict) -> list[Run]:
     return runs
 
 
-def load_sweep(spec: str) -> list[Run]:
-    """The runs declared by ``get_sweep`` in the experiment ``spec`` (``NAME[:arg]``)."""
+def load_sweep(spec: str, *, extra_overrides=(), validate=None) -> list[Run]:
+    """The runs declared by ``get_sweep`` in the experiment ``spec`` (``NAME[:arg]``).
+
+    Every point's config is loaded (with ``extra_overrides``) and passed to ``validate`` if given,
+    so that a bad override or value fails before anything is trained.
+    """
     module, path, arg = cfglib.load_experiment(spec)
     if not hasattr(module, "get_sweep"):
         raise cfglib.ConfigError(f"{path}: declares no sweep; expected a function get_sweep(arg=None)")
     runs = expand(module.get_sweep(arg) if arg is not None else module.get_sweep())
-    for run in runs:  # fail before training anything if an override names no field
+    for run in runs:
         if run.seed == runs[0].seed:
-            cfglib.load_config(spec, run.override_args())
+            config = cfglib.load_config(spec, run.override_args() + list(extra_overrides))
+            if validate is not None:
+                validate(config)
     return runs
 
 
-def train_command(spec: str, workdir: pathlib.Path, run: Run, extra: list[str]) -> list[str]:
-    return [sys.executable, "launch.py", "train", "--config", spec, "--workdir", str(workdir),
+def command_spec(spec: str) -> str:
+    """``spec`` as a train command run from the repository root names it (an absolute path if outside)."""
+    path, arg = cfglib.resolve_experiment(spec)
+    try:
+        shown = path.relative_to(REPO).as_posix()
+    except ValueError:
+        shown = str(path)
+    return f"{shown}:{arg}" if arg else shown
+
+
+def train_command(spec: str, workdir: pathlib.Path, run: Run, extra: list[str], *, python: str) -> list[str]:
+    """The ``launch.py train`` command of one run, to be run from the repository root."""
+    return [python, "launch.py", "train", "--config", command_spec(spec), "--workdir", str(workdir),
             *run.override_args(), *extra]
 
 
-def run_sweep(spec: str, root, *, extra_overrides: list[str] = (), dry_run: bool = False, echo=print) -> list[Run]:
+def run_sweep(spec: str, root, *, extra_overrides: list[str] = (), dry_run: bool = False, validate=None,
+              echo=print) -> list[Run]:
     """Runs every unfinished run of the sweep, one after another, or prints the commands.
 
     Finished runs (``final.json`` present) are skipped; an unfinished run's workdir resumes from
-    its last checkpoint, since training resumes automatically.
+    its last checkpoint, since training resumes automatically. ``validate(config)`` is called on
+    every point's config first (see ``load_sweep``).
     """
-    root = pathlib.Path(root)
-    runs = load_sweep(spec)
-    launcher_dir = pathlib.Path(__file__).resolve().parent.parent
+    root = pathlib.Path(root).absolute()  # the runs start in the repository root, not here
+    runs = load_sweep(spec, extra_overrides=extra_overrides, validate=validate)
     for i, run in enumerate(runs):
         workdir = root / run.name
-        command = train_command(spec, workdir, run, list(extra_overrides))
         if dry_run:
-            echo(shlex.join(command))
+            echo(shlex.join(train_command(spec, workdir, run, list(extra_overrides), python="python")))
             continue
         if (workdir / FINAL).is_file():
             echo(f"[{i + 1}/{len(runs)}] {run.name}: finished, skipped")
             continue
-        echo(f"[{i + 1}/{len(runs)}] {run.name}: training")
+        echo(f"[{i + 1}/{len(runs)}] {run.name}: training in {workdir}")
         workdir.mkdir(parents=True, exist_ok=True)
-        (workdir / POINT).write_text(json.dumps(
-            {"point": run.point, "seed": run.seed, "overrides": dict(run.overrides)}, indent=1))
-        result = subprocess.run(command, cwd=launcher_dir)
+        point = json.dumps({"point": run.point, "seed": run.seed, "overrides": dict(run.overrides)}, indent=1)
+        (workdir / (POINT + ".tmp")).write_text(point)
+        (workdir / (POINT + ".tmp")).replace(workdir / POINT)
+        command = train_command(spec, workdir, run, list(extra_overrides), python=sys.executable)
+        sys.stdout.flush()  # our lines before the run's own output
+        result = subprocess.run(command, cwd=REPO)
         if result.returncode != 0:
             raise RuntimeError(f"sweep run {run.name} failed with exit code {result.returncode}; "
                                f"rerun the sweep to resume it. Command: {shlex.join(command)}")

@@ -2,7 +2,6 @@
 import json
 import pathlib
 
-import jax
 import ml_collections
 
 from jdeblur.train import checkpoint, loop, optim, parallel
@@ -51,7 +50,7 @@ def load_trained(workdir, which: str = "best"):
     step = choose_step(workdir, which)
     model = loop.build_model(config)
     tx, _ = optim.make_optimizer(config.optim, config.train.steps)
-    abstract = jax.eval_shape(lambda: loop.initial_state(config, model, tx, jax.random.key(0)))
+    abstract = loop.abstract_state(config, model, tx)
     mesh = parallel.make_mesh(1)
     manager = checkpoint.Checkpointer(workdir, async_save=False, read_only=True)
     try:

@@ -1,5 +1,4 @@
 """Tests of jdeblur.metrics against scikit-image and independent float64 numpy formulas."""
-import functools
 
 import jax
 import jax.numpy as jnp

@@ -72,13 +72,24 @@ def make_prepare(config):
     return prepare_synthetic
 
 
-def initial_state(config, model, tx, key):
+def _init_params(config, model, key):
     size = config.data.patch_size
+    return model.init(key, jnp.zeros((1, size, size, 3), jnp.float32))["params"]
+
+
+def initial_state(config, model, tx, key):
+    """The train state at step 0."""
     # Initialisation runs once: compile it without optimisation (10x faster to compile on CPU,
     # where XLA otherwise spends seconds per parameter array on the random-number kernels).
-    init = jax.jit(model.init, compiler_options={"xla_backend_optimization_level": 0})
-    variables = init(key, jnp.zeros((1, size, size, 3), jnp.float32))
-    return create_state(variables["params"], tx, ema=config.train.ema_decay > 0)
+    init = jax.jit(lambda k: _init_params(config, model, k),
+                   compiler_options={"xla_backend_optimization_level": 0})
+    return create_state(init(key), tx, ema=config.train.ema_decay > 0)
+
+
+def abstract_state(config, model, tx):
+    """The shapes and dtypes of the train state, computed without running anything."""
+    params = jax.eval_shape(lambda: _init_params(config, model, jax.random.key(0)))
+    return jax.eval_shape(lambda p: create_state(p, tx, ema=config.train.ema_decay > 0), params)
 
 
 def eval_params(state):
@@ -112,14 +123,13 @@ def train_and_evaluate(config, workdir, *, stop_after: int | None = None) -> dic
     loader = make_train_loader(config.data, seed=streams["data"], global_batch=train_cfg.global_batch,
                                margin=input_margin(config))
     checkpoints = Checkpointer(workdir, keep=train_cfg.keep_checkpoints)
-    state = initial_state(config, model, tx, streams["init"])
     start = checkpoints.latest_step()
     if start is not None:
-        state, data_state = checkpoints.restore(start, jax.eval_shape(lambda: state), mesh)
+        state, data_state = checkpoints.restore(start, abstract_state(config, model, tx), mesh)
         loader.set_state(data_state)
     else:
         start = 0
-        state = parallel.replicate(state, mesh)
+        state = parallel.replicate(initial_state(config, model, tx, streams["init"]), mesh)
     batches = device_prefetch(loader, mesh, size=config.data.device_prefetch, mode=train_cfg.parallel)
 
     items = make_eval_set(config.data, config.degrade, seed=config.seed, split=config.data.eval_split,

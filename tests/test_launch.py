@@ -1,0 +1,363 @@
+"""launch.py as a user runs it: subprocesses, exit codes, printed tables, files written, one-line errors.
+
+One runlocal training is shared by the tests that need a trained workdir (module fixture). The
+subprocesses see one CPU device (as a user's machine; conftest simulates 8 for this process), a
+data directory and a JAX compilation cache under pytest's temporary folder (so nothing is written
+to the user's home, and later runs reuse the programs earlier ones compiled).
+"""
+import csv
+import datetime
+import json
+import os
+import pathlib
+import shlex
+import statistics
+import subprocess
+import sys
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+
+import launch
+from jdeblur import photos
+from tests.test_photos import write_sample_files
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+QUICKSTART_LOCAL = "experiments/quickstart.py:runlocal"
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    env = dict(os.environ)
+    env.pop("JAX_NUM_CPU_DEVICES", None)
+    env.update(JAX_PLATFORMS="cpu", JAX_COMPILATION_CACHE_DIR=str(tmp_path_factory.mktemp("jax_cache")),
+               JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+               TFDS_DATA_DIR=str(tmp_path_factory.mktemp("tfds_default")))  # in case a test forgets data_dir
+    return env
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("tfds")
+
+
+def launch_py(env, *args, timeout=300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "launch.py", *map(str, args)], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def assert_usage_error(result, *fragments):
+    """Exit code 2 and exactly one line on stderr, ``error: ...``, holding every fragment; no traceback."""
+    assert result.returncode == 2, result.stderr[-3000:]
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr[-3000:]
+    for fragment in fragments:
+        assert fragment in lines[0], f"{fragment!r} not in {lines[0]!r}"
+
+
+def tree(path: pathlib.Path) -> dict:
+    """Every file under ``path`` with its bytes (empty if ``path`` does not exist)."""
+    files = sorted(path.rglob("*")) if path.exists() else []
+    return {p.relative_to(path): p.read_bytes() for p in files if p.is_file()}
+
+
+@pytest.fixture
+def unwritable(tmp_path):
+    """A folder path that cannot be created: under a read-only folder, or under a regular file for root
+    (whom permissions do not stop)."""
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        (locked / "probe").mkdir()
+    except PermissionError:
+        yield locked / "out"
+    else:
+        (locked / "probe").rmdir()
+        blocker = tmp_path / "file.txt"
+        blocker.write_text("a file, not a folder")
+        yield blocker / "out"
+    finally:
+        locked.chmod(0o700)
+
+
+# --- the command line, without training ---
+
+def test_help_of_every_subcommand(env):
+    result = launch_py(env, "--help", timeout=60)
+    assert result.returncode == 0 and all(c in result.stdout for c in launch.COMMANDS)
+    for command in launch.COMMANDS:
+        result = launch_py(env, command, "--help", timeout=60)
+        assert result.returncode == 0 and f"usage: launch.py {command}" in result.stdout, result.stderr
+
+
+def test_no_arguments_train_the_default_experiment_into_a_fresh_workdir(tmp_path, monkeypatch):
+    args, overrides = launch.parse_command_line([])
+    assert (args.command, args.config, args.workdir, overrides) == ("train", "quickstart", None, [])
+    args, overrides = launch.parse_command_line(["--debug", "--config.train.steps=5", "--workdir", "w"])
+    assert (args.command, args.config, args.workdir, args.debug) == ("train", "quickstart", "w", True)
+    assert overrides == ["train.steps=5"]
+    now = datetime.datetime(2026, 1, 2, 3, 4, 5)
+    first = launch.default_workdir("quickstart", root=tmp_path, now=now)
+    assert first == tmp_path / "quickstart-20260102-030405"
+    first.mkdir()
+    assert launch.default_workdir("experiments/quickstart.py:runlocal", root=tmp_path, now=now).name == \
+        "quickstart-20260102-030405-2"
+    called = []
+    monkeypatch.setitem(launch.COMMANDS, "train", lambda args, overrides: called.append(args) or 0)
+    assert launch.main([]) == 0 and called[0].config == "quickstart" and called[0].workdir is None
+
+
+def test_no_subcommand_validates_before_creating_a_workdir(env):
+    before = sorted((REPO / "runs").glob("*")) if (REPO / "runs").exists() else []
+    result = launch_py(env, "--config.model.name=resnet", timeout=120)
+    assert_usage_error(result, "config.model.name='resnet'", "nafnet", "unet")
+    assert (sorted((REPO / "runs").glob("*")) if (REPO / "runs").exists() else []) == before
+
+
+TRAIN_ERRORS = {
+    "unknown experiment": (["--config", "nosuch"], ["'nosuch'", "valid names:", "quickstart"]),
+    "unknown variant": (["--config", "quickstart:huge"], ["'huge'", "runlocal"]),
+    "misspelt field": (["--config.train.stpes=3"], ["train.stpes", "did you mean train.steps"]),
+    "wrong type": (["--config.train.steps=ten"], ["train.steps=ten", "expected a int"]),
+    "bad value": (["--config.train.global_batch=0"], ["config.train.global_batch", "> 0"]),
+    "unknown model": (["--config.model.name=resnet"], ["'resnet'", "valid models: nafnet, unet"]),
+    "unknown model variant": (["--config.model.variant=huge"], ["'huge'", "valid variants:", "tiny"]),
+    "unknown convention": (["--config.eval.convention=y"], ["config.eval", "basicsr_y"]),
+    "folder dataset without folder": (["--config.data.name=image_folder"], ["manual_dir", "Expected layout:"]),
+    "missing dataset folder": (["--config.data.name=image_folder", "--config.data.manual_dir={tmp}/photos"],
+                               ["{tmp}/photos does not exist", "Expected layout:", "SOURCE/train/"]),
+}
+
+
+@pytest.mark.parametrize("case", TRAIN_ERRORS)
+def test_train_bad_input_fails_before_writing_anything(env, tmp_path, case):
+    args, fragments = TRAIN_ERRORS[case]
+    args = [a.format(tmp=tmp_path) for a in args]
+    config = [] if "--config" in args else ["--config", QUICKSTART_LOCAL]
+    result = launch_py(env, "train", *config, "--workdir", tmp_path / "run",
+                       f"--config.data.data_dir={tmp_path / 'tfds'}", *args, timeout=120)
+    assert_usage_error(result, *[f.format(tmp=tmp_path) for f in fragments])
+    assert not (tmp_path / "run").exists() and not (tmp_path / "tfds").exists()
+
+
+def test_train_unwritable_workdir(env, tmp_path, unwritable):
+    result = launch_py(env, "train", "--config", QUICKSTART_LOCAL, "--workdir", unwritable,
+                       f"--config.data.data_dir={tmp_path / 'tfds'}", timeout=120)
+    assert_usage_error(result, f"--workdir {unwritable}", "expected a folder")
+    assert not (tmp_path / "tfds").exists()
+
+
+def test_debug_shows_the_traceback(env, tmp_path):
+    result = launch_py(env, "--debug", "train", "--config", QUICKSTART_LOCAL, "--workdir", tmp_path / "run",
+                       "--config.model.name=resnet", timeout=120)
+    assert result.returncode != 0 and "Traceback" in result.stderr and "ConfigError" in result.stderr
+
+
+@pytest.mark.parametrize("command", [["eval"], ["deblur", "--input", "x.png", "--output", "out"]])
+def test_eval_and_deblur_need_a_trained_workdir(env, tmp_path, command):
+    result = launch_py(env, *command, "--workdir", tmp_path / "nothing", timeout=120)
+    assert_usage_error(result, f"--workdir {tmp_path / 'nothing'}", "expected the workdir of a `launch.py train` run")
+    untrained = tmp_path / "untrained"
+    untrained.mkdir()
+    (untrained / "config.json").write_text("{}")
+    result = launch_py(env, *command, "--workdir", untrained, timeout=120)
+    assert_usage_error(result, f"--workdir {untrained}", "no checkpoints")
+    assert tree(untrained).keys() == {pathlib.Path("config.json")} and not (REPO / "out").exists()
+
+
+# --- a trained run, shared ---
+
+@pytest.fixture(scope="module")
+def trained(env, data_dir, tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("trained") / "run"
+    result = launch_py(env, "train", "--config", QUICKSTART_LOCAL, "--workdir", workdir,
+                       f"--config.data.data_dir={data_dir}", timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return workdir, result
+
+
+@pytest.mark.slow
+def test_train_end_to_end(trained, data_dir):
+    from jdeblur import config as cfglib
+
+    workdir, result = trained
+    config = json.loads((workdir / "config.json").read_text())
+    expected = cfglib.load_config(QUICKSTART_LOCAL, [f"data.data_dir={data_dir}"])
+    assert config == json.loads(expected.to_json())  # the full config, overrides applied
+    train = config["train"]
+    assert f"split test, step {train['steps']} (metric convention: default)" in result.stdout
+    for method in ("blurred input", "Wiener, true kernel", "Richardson-Lucy, true kernel", "model (blind)"):
+        assert f"| {method}" in result.stdout
+    assert f"workdir {workdir}" in result.stdout
+    run = json.loads((workdir / "run.json").read_text())
+    assert run["packages"]["jax"] and run["packages"]["orbax-checkpoint"] and run["python"]
+    assert run["backend"] == "cpu" and len(run["devices"]) == 1 and run["process_count"] == 1
+    if (REPO / ".git").exists():
+        assert run["git_commit"] and len(run["git_commit"].split("+")[0]) == 40
+
+    def steps_every(interval):
+        return sorted({*range(interval, train["steps"] + 1, interval), train["steps"]})
+
+    logged = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in logged] == steps_every(train["log_every"]) and all(r["loss"] > 0 for r in logged)
+    evals = [json.loads(line) for line in (workdir / "eval.jsonl").read_text().splitlines()]
+    assert [e["step"] for e in evals] == steps_every(train["eval_every"]) and evals[-1]["convention"] == "default"
+    final = json.loads((workdir / "final.json").read_text())
+    assert set(final["results"]) == {"blurred", "wiener", "richardson_lucy", "model"}
+    assert final["results"]["model"] == evals[-1]["model"] and final["step"] == train["steps"]
+    assert (workdir / "curves.png").stat().st_size > 1000
+    assert sorted(p.name for p in (workdir / "samples").glob("*.png")) == [
+        f"step_{step:07d}.png" for step in steps_every(train["eval_every"])]
+    assert train["steps"] in [int(p.name) for p in (workdir / "checkpoints").iterdir() if p.name.isdigit()]
+
+
+@pytest.mark.slow
+def test_eval_prints_and_writes_the_table_under_a_named_convention(env, trained):
+    workdir, _ = trained
+    for convention in ("default", "basicsr_y"):
+        args = [] if convention == "default" else ["--convention", convention]
+        result = launch_py(env, "eval", "--workdir", workdir, *args, timeout=300)
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert f"(metric convention: {convention})" in result.stdout and "| model (blind) |" in result.stdout
+        markdown = (workdir / f"eval_test_{convention}.md").read_text()
+        assert f"metric convention: {convention}" in markdown
+        with (workdir / f"eval_test_{convention}.csv").open() as f:
+            rows = list(csv.DictReader(f))
+        assert [r["method"] for r in rows] == ["blurred", "wiener", "richardson_lucy", "model"]
+        assert {r["convention"] for r in rows} == {convention}
+        assert f"{float(rows[-1]['psnr']):.2f}" in markdown
+
+
+@pytest.mark.slow
+def test_deblur_a_folder_of_mixed_photos(env, trained, tmp_path, rng):
+    workdir, _ = trained
+    arrays = write_sample_files(tmp_path / "in", rng)
+    (tmp_path / "in" / "notes.txt").write_text("not an image: skipped")
+    result = launch_py(env, "deblur", "--workdir", workdir, "--input", tmp_path / "in", "--output", tmp_path / "out")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"{len(arrays)} image(s) deblurred" in result.stdout and "deblur: 100%" in result.stderr
+    expected = {name.rsplit(".", 1)[0] + ".png" for name in arrays}
+    assert {p.name for p in (tmp_path / "out").iterdir()} == expected  # no temporary files left
+    for name, source in arrays.items():
+        result_path = tmp_path / "out" / (name.rsplit(".", 1)[0] + ".png")
+        restored = photos.decode_png(result_path.read_bytes())  # exact, see tests/test_photos.py
+        assert restored.shape == source.shape and restored.dtype == source.dtype, name
+        if source.ndim == 3 and source.shape[-1] in (2, 4):
+            np.testing.assert_array_equal(restored[..., -1], source[..., -1], err_msg=f"{name}: alpha changed")
+
+
+@pytest.mark.slow
+def test_deblur_a_glob_and_a_single_file(env, trained, tmp_path, rng):
+    workdir, _ = trained
+    write_sample_files(tmp_path / "in", rng)
+    result = launch_py(env, "deblur", "--workdir", workdir, "--input", tmp_path / "in" / "*.jp*g",
+                       "--output", tmp_path / "globbed")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert sorted(p.name for p in (tmp_path / "globbed").iterdir()) == ["gray_photo.png", "photo.png"]
+    result = launch_py(env, "deblur", "--workdir", workdir, "--input", tmp_path / "in" / "rgba.png",
+                       "--output", tmp_path / "single")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert [p.name for p in (tmp_path / "single").iterdir()] == ["rgba.png"]
+
+
+def make_bad_inputs(tmp_path, rng) -> dict:
+    """Case name -> (extra arguments, fragments of the expected error); files made under tmp_path."""
+    good = tmp_path / "good"
+    good.mkdir()
+    iio.imwrite(good / "a.png", rng.integers(0, 256, (20, 20, 3), dtype=np.uint8))
+    iio.imwrite(good / "whole.jpg", rng.integers(0, 256, (64, 64, 3), dtype=np.uint8), extension=".jpg")
+    with_text = tmp_path / "with_text"
+    with_text.mkdir()
+    iio.imwrite(with_text / "b.png", rng.integers(0, 256, (20, 20, 3), dtype=np.uint8))
+    (with_text / "notes.png").write_text("text in a file named like an image")
+    truncated = tmp_path / "truncated"
+    truncated.mkdir()
+    data = (good / "whole.jpg").read_bytes()
+    (truncated / "half.jpg").write_bytes(data[:len(data) // 2])
+    iio.imwrite(truncated / "c.png", rng.integers(0, 256, (20, 20, 3), dtype=np.uint8))
+    clash = tmp_path / "clash"
+    clash.mkdir()
+    iio.imwrite(clash / "a.png", np.zeros((4, 4), np.uint8))
+    iio.imwrite(clash / "a.jpg", np.zeros((8, 8), np.uint8), extension=".jpg")
+    (tmp_path / "empty").mkdir()
+    return {
+        "missing file": ([tmp_path / "nope.png"], [f"--input {tmp_path / 'nope.png'}", "no such file or folder"]),
+        "folder without images": ([tmp_path / "empty"], [f"--input {tmp_path / 'empty'}", "no image files"]),
+        "non-image file": ([with_text], [str(with_text / "notes.png"), "not an image file",
+                                         "expected a complete image file"]),
+        "truncated JPEG": ([truncated], [str(truncated / "half.jpg"), "truncated", "expected a complete image file"]),
+        "two inputs, one output name": ([clash], ["a.jpg", "a.png", "would both be written", "distinct base names"]),
+    }
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", ["missing file", "folder without images", "non-image file", "truncated JPEG",
+                                  "two inputs, one output name"])
+def test_deblur_bad_input_writes_nothing(env, trained, tmp_path, rng, case):
+    workdir, _ = trained
+    inputs, fragments = make_bad_inputs(tmp_path, rng)[case]
+    result = launch_py(env, "deblur", "--workdir", workdir, "--input", *inputs, "--output", tmp_path / "out",
+                       timeout=120)
+    assert_usage_error(result, *fragments)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_deblur_bad_output_folder_writes_nothing(env, trained, tmp_path, rng, unwritable):
+    workdir, _ = trained
+    iio.imwrite(tmp_path / "a.png", rng.integers(0, 256, (20, 20, 3), dtype=np.uint8))
+    result = launch_py(env, "deblur", "--workdir", workdir, "--input", tmp_path / "a.png", "--output", unwritable,
+                       timeout=120)
+    assert_usage_error(result, f"--output {unwritable}", "expected a folder")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "a.png").write_bytes(b"an earlier result")
+    before = tree(out)
+    result = launch_py(env, "deblur", "--workdir", workdir, "--input", tmp_path / "a.png", "--output", out,
+                       timeout=120)
+    assert_usage_error(result, f"--output {out}", "already exist", "--overwrite")
+    assert tree(out) == before
+
+
+# --- sweeps ---
+
+@pytest.mark.slow
+def test_sweep_two_points_two_seeds_then_skip_dry_run_and_report(env, data_dir, tmp_path):
+    root = tmp_path / "sweep"
+    sweep = ["sweep", "--config", "experiments/tiny_sweep.py", "--root", root, f"--config.data.data_dir={data_dir}"]
+    names = ["augmented,seed=0", "augmented,seed=1", "plain,seed=0", "plain,seed=1"]
+    result = launch_py(env, *sweep, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert [line.split("] ")[1] for line in result.stdout.splitlines() if line.startswith("[")] == [
+        f"{name}: training in {root / name}" for name in names]
+    finals = {name: json.loads((root / name / "final.json").read_text()) for name in names}
+
+    result = launch_py(env, *sweep, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("finished, skipped") == 4 and "training" not in result.stdout
+
+    result = launch_py(env, *sweep, "--dry-run", timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    commands = [shlex.split(line) for line in result.stdout.strip().splitlines()]
+    assert len(commands) == 4
+    for command, name in zip(commands, names):
+        assert command[:5] == ["python", "launch.py", "train", "--config", "experiments/tiny_sweep.py"]
+        assert command[5:7] == ["--workdir", str(root / name)] and f"--config.seed={name[-1]}" in command
+
+    result = launch_py(env, "report", "--root", root, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    markdown = (root / "report.md").read_text()
+    assert "mean ± standard deviation over seeds" in markdown and "convention `default`" in markdown
+    with (root / "report.csv").open() as f:
+        rows = {row["point"]: row for row in csv.DictReader(f)}
+    assert set(rows) == {"augmented", "plain"} and (root / "report.png").stat().st_size > 1000
+    for point, row in rows.items():
+        psnrs = [finals[f"{point},seed={seed}"]["results"]["model"]["psnr"] for seed in (0, 1)]
+        assert psnrs[0] != psnrs[1]  # the seeds made different runs
+        assert row["seeds"] == "2" and row["convention"] == "default"
+        assert float(row["model/psnr"]) == pytest.approx(statistics.fmean(psnrs))
+        assert float(row["model/psnr/std"]) == pytest.approx(statistics.stdev(psnrs))
+        assert f"| {point} | 2 |" in markdown and f"{statistics.fmean(psnrs):.2f} ± {statistics.stdev(psnrs):.2f}" \
+            in markdown
