@@ -25,6 +25,7 @@ import subprocess
 import sys
 
 from jdeblur import config as cfglib
+from jdeblur.atomic import write_json
 
 FINAL = "final.json"
 POINT = "point.json"
@@ -138,9 +139,8 @@ def run_sweep(spec: str, root, *, extra_overrides: list[str] = (), dry_run: bool
             continue
         echo(f"[{i + 1}/{len(runs)}] {run.name}: training in {workdir}")
         workdir.mkdir(parents=True, exist_ok=True)
-        point = json.dumps({"point": run.point, "seed": run.seed, "overrides": dict(run.overrides)}, indent=1)
-        (workdir / (POINT + ".tmp")).write_text(point)
-        (workdir / (POINT + ".tmp")).replace(workdir / POINT)
+        write_json(workdir / POINT, {"point": run.point, "seed": run.seed, "overrides": dict(run.overrides)},
+                   indent=1)
         command = train_command(spec, workdir, run, list(extra_overrides), python=sys.executable)
         sys.stdout.flush()  # our lines before the run's own output
         result = subprocess.run(command, cwd=REPO)

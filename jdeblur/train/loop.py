@@ -8,7 +8,6 @@ Random streams: ``config.seed`` is split once into ``init`` (parameters), ``data
 augmentation of the input pipeline) and ``step`` (degradations, folded with the step number in
 the step function).
 """
-import json
 import pathlib
 import time
 
@@ -17,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jdeblur import losses
+from jdeblur.atomic import write_json
 from jdeblur.data.datasets import PAIRED
 from jdeblur.data.eval_set import make_eval_set
 from jdeblur.data.pipeline import device_prefetch, make_train_loader
@@ -201,7 +201,5 @@ def train_and_evaluate(config, workdir, *, stop_after: int | None = None) -> dic
     logger.close()
     if jax.process_index() == 0:
         plot_curves(workdir)
-        tmp = workdir / (FINAL + ".tmp")
-        tmp.write_text(json.dumps(final, indent=1))
-        tmp.replace(workdir / FINAL)
+        write_json(workdir / FINAL, final, indent=1)
     return final

@@ -14,6 +14,7 @@ import sys
 import jax
 
 from jdeblur import config as cfglib
+from jdeblur.atomic import write_json
 
 PACKAGES = ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "grain", "tensorflow-datasets", "numpy")
 
@@ -66,8 +67,8 @@ def record_run(config, workdir: pathlib.Path) -> None:
                 f"{workdir} holds a run of a different config (fields {', '.join(changed)} differ); "
                 f"use a new --workdir, or the same config to resume")
     else:
-        _write_json(path, current)
-    _write_json(workdir / "run.json", {
+        write_json(path, current, indent=1, sort_keys=True)
+    write_json(workdir / "run.json", {
         "command": sys.argv,
         "git_commit": git_commit(),
         "python": platform.python_version(),
@@ -75,16 +76,10 @@ def record_run(config, workdir: pathlib.Path) -> None:
         "backend": jax.default_backend(),
         "devices": [str(d) for d in jax.devices()],
         "process_count": jax.process_count(),
-    })
+    }, indent=1, sort_keys=True)
 
 
 def _as_config(data: dict):
     import ml_collections
 
     return ml_collections.ConfigDict(data)
-
-
-def _write_json(path: pathlib.Path, data) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
-    tmp.replace(path)
