@@ -78,6 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="experiments/NAME.py[:arg] or NAME[:arg] (default: %(default)s)")
     train.add_argument("--workdir",
                        help="where checkpoints, logs and results go (default: a fresh runs/NAME-TIMESTAMP)")
+    train.add_argument("--stop-after", type=int_at_least(1), default=None, metavar="STEPS",
+                       help="end after this many steps in all, with a checkpoint (e.g. to fit a time slot); "
+                            "rerun without it to continue")
     add_distributed_flags(train)
 
     ev = sub.add_parser("eval", help="score a trained run's best checkpoint on a split",
@@ -207,20 +210,23 @@ def _check_data(config) -> None:
         builders.split_folder(pathlib.Path(source.source), source.test_percent, builders.ImageFolder.LAYOUT)
     elif data.name == "paired_folder":
         paired_builders.split_pairs(builder.builder_config)
-    elif data.name == "gopro" and (data.manual_dir is None or not pathlib.Path(data.manual_dir).is_dir()):
-        raise builders.DatasetLayoutError(
-            f"config.data.manual_dir={data.manual_dir!r}: gopro is not built in {builder.data_dir} yet, and "
-            f"its source folder is missing", paired_builders.GOPRO_LAYOUT)
+    elif data.name == "gopro":
+        if data.manual_dir is None or not pathlib.Path(data.manual_dir).is_dir():
+            raise builders.DatasetLayoutError(
+                f"config.data.manual_dir={data.manual_dir!r}: gopro is not built in {builder.data_dir} yet, and "
+                f"its source folder is missing", paired_builders.GOPRO_LAYOUT)
+        paired_builders.gopro_pairs(data.manual_dir, builder.builder_config.name)  # the layout, before any write
 
 
 def _check_train(config) -> None:
     from jdeblur.checks import check_choice, check_positive
-    from jdeblur.train import parallel
+    from jdeblur.train import parallel, step
 
     train = config.train
     for field in ("steps", "global_batch", "microbatches", "log_every", "eval_every", "checkpoint_every"):
         check_positive(train[field], f"config.train.{field}")
     check_choice(train.parallel, "config.train.parallel", parallel.MODES)
+    check_choice(train.nonfinite, "config.train.nonfinite", step.NONFINITE_MODES)
     per_device = parallel.per_device_batch(train.global_batch, parallel.make_mesh(train.num_devices))
     if per_device % train.microbatches:
         raise ValueError(f"config.train.microbatches={train.microbatches}: expected a divisor of the per-device "
@@ -254,10 +260,13 @@ def _check_degrade(config) -> None:
 
 def _check_eval(config) -> None:
     from jdeblur import metrics
-    from jdeblur.checks import check_positive
+    from jdeblur.checks import check_choice, check_positive
+    from jdeblur.physics.kernel_mixture import FAMILIES
 
     metrics.get_convention(config.eval.convention)
     check_positive(config.eval.max_pixels, "config.eval.max_pixels")
+    for family in config.eval.blur_families:
+        check_choice(family, "config.eval.blur_families", FAMILIES)
 
 
 def cmd_train(args, overrides) -> int:
@@ -274,7 +283,11 @@ def cmd_train(args, overrides) -> int:
     from jdeblur.train.loop import train_and_evaluate
 
     print(f"training {args.config} in {workdir}", flush=True)
-    final = train_and_evaluate(config, workdir)
+    final = train_and_evaluate(config, workdir, stop_after=args.stop_after)
+    if final is None:
+        print(f"stopped after step {args.stop_after} with a checkpoint in {workdir}; rerun without "
+              f"--stop-after to continue")
+        return 0
     print(format_table(final["results"], final["convention"],
                        title=f"split {final['split']}, step {final['step']}"))
     for split, table in final["splits"].items():
@@ -338,6 +351,9 @@ COMMANDS = {"train": cmd_train, "eval": cmd_eval, "deblur": cmd_deblur, "sweep":
 
 def main(argv=None) -> int:
     args, overrides = parse_command_line(list(sys.argv[1:] if argv is None else argv))
+    from jdeblur import compilation_cache  # after parsing: --help stays fast, without importing jax
+
+    compilation_cache.enable()  # every command compiles; later runs read the executables back
     try:
         return COMMANDS[args.command](args, overrides)
     except KeyboardInterrupt:

@@ -9,6 +9,10 @@ final name.
 
 Pillow reads 16-bit colour PNGs (RGB, RGBA, gray+alpha) as 8-bit and cannot write them, so those
 go through the small PNG codec at the end of this module (``encode_png``, ``decode_png``).
+
+Memory: an image of more than ``MAX_PIXELS`` is refused from its header, before it is decoded
+(Pillow's decompression-bomb limit, applied to every format); smaller ones are restored in tiles
+of at most ``--max-pixels`` per model call, and an explicit ``--tile`` over that budget is refused.
 """
 import glob
 import math
@@ -20,6 +24,7 @@ import zlib
 
 import imageio.v3 as iio
 import numpy as np
+import PIL.Image
 
 from jdeblur.data.images import IMAGE_SUFFIXES, is_image_file, list_images
 from jdeblur.tiling import tile_for_budget
@@ -28,6 +33,10 @@ FORMATS = ", ".join(sorted(s.lstrip(".") for s in IMAGE_SUFFIXES))
 # Photos are padded to multiples of this many pixels before the model sees them: a folder of
 # photos of many sizes then compiles a few programs (one per padded size), not one per size.
 COMPILE_MULTIPLE = 128
+# Pillow refuses images over twice its warning size as decompression bombs (178,956,970 pixels,
+# 0.5 GB as 8-bit RGB, 2 GB as the float32 result); the same limit holds for the formats read
+# without Pillow (16-bit colour PNG, TIFF), checked from their headers.
+MAX_PIXELS = 2 * PIL.Image.MAX_IMAGE_PIXELS
 
 
 class PhotoError(ValueError):
@@ -64,11 +73,23 @@ def read_photo(path) -> np.ndarray:
     Raises PhotoError naming the file for anything that is not a whole, decodable image.
     """
     path = pathlib.Path(path)
+    tiff = path.suffix.lower() in (".tif", ".tiff")
     try:
-        if _is_16bit_colour_png(path):
+        header = _png_header(path)
+        if tiff:
+            pixels = _tiff_pixels(path)
+        else:  # a PNG's header says; Pillow checks the other formats itself when it opens them
+            pixels = header[0] * header[1] if header else 0
+        if pixels > MAX_PIXELS:
+            raise PIL.Image.DecompressionBombError(f"{pixels} pixels")
+        if header and header[2] == 16 and header[3] in (2, 4, 6):  # 16-bit colour: Pillow would make it 8-bit
             image = decode_png(path.read_bytes())
         else:
-            image = iio.imread(path, plugin="tifffile" if path.suffix.lower() in (".tif", ".tiff") else "pillow")
+            image = iio.imread(path, plugin="tifffile" if tiff else "pillow")
+    except PIL.Image.DecompressionBombError as e:
+        size = str(e).split(",")[0]
+        raise PhotoError(f"--input {path}: too large to deblur in memory ({size}); expected at most "
+                         f"{MAX_PIXELS} pixels: crop or downscale it") from e
     except Exception as e:  # decoders raise many types; the user needs the file's name and the reason
         raise PhotoError(f"--input {path}: {_read_failure(e)}; expected a complete image file ({FORMATS})") from e
     if image.ndim == 4:  # animated GIF/WebP or multi-page TIFF: the first frame
@@ -171,6 +192,10 @@ def check_tiling(size_multiple: int, *, tile, max_pixels: int, overlap: int) -> 
                              f"(the model's size multiple, squared)") from e
     if tile < size_multiple:
         raise PhotoError(f"--tile {tile}: expected at least the model's size multiple, {size_multiple}")
+    if tile * tile > max_pixels:
+        raise PhotoError(f"--tile {tile}: a {tile}x{tile} tile is over the budget of --max-pixels "
+                         f"{max_pixels} per model call; expected --tile at most {math.isqrt(max_pixels)}, "
+                         f"or a larger --max-pixels")
     if tile - overlap < size_multiple:
         raise PhotoError(f"--overlap {overlap}: expected at most the tile side ({tile}) minus the model's "
                          f"size multiple ({size_multiple})")
@@ -226,10 +251,22 @@ _COLOUR_TYPES = {1: 0, 2: 4, 3: 2, 4: 6}  # channels -> PNG colour type: gray, g
 _CHANNELS = {v: k for k, v in _COLOUR_TYPES.items()}
 
 
-def _is_16bit_colour_png(path: pathlib.Path) -> bool:
+def _png_header(path: pathlib.Path) -> tuple[int, int, int, int] | None:
+    """(width, height, bit depth, colour type) of a PNG file, else None."""
     with open(path, "rb") as f:
-        head = f.read(29)  # signature, IHDR length and type, width, height, depth, colour type
-    return len(head) == 29 and head.startswith(PNG_SIGNATURE) and head[24] == 16 and head[25] in (2, 4, 6)
+        head = f.read(26)  # signature, IHDR length and type, width, height, depth, colour type
+    if len(head) < 26 or not head.startswith(PNG_SIGNATURE) or head[12:16] != b"IHDR":
+        return None
+    return struct.unpack(">IIBB", head[16:26])
+
+
+def _tiff_pixels(path: pathlib.Path) -> int:
+    """Height x width of a TIFF file's first page, from its header."""
+    import tifffile
+
+    with tifffile.TiffFile(path) as tiff:
+        page = tiff.pages.first
+        return page.imagelength * page.imagewidth
 
 
 def _paeth(a, b, c):

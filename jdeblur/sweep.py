@@ -11,6 +11,10 @@ A point is one combination of overrides; each point runs once per seed, in its o
 the sweep's root, named after its overrides (``loss.l1=1.0,loss.psnr=0.0,seed=0``). Every run is an
 ordinary ``launch.py train`` command, so a sweep runs here one run after another, or on a cluster
 from the commands ``--dry-run`` prints. A run is finished when its workdir holds ``final.json``.
+
+The report gathers the runs' ``final.json``: per point, the mean and standard deviation over seeds
+of every method's metrics on the test images, and the same per blur family where the runs scored
+families separately (``by_family``: synthetic blur; see ``eval.blur_families``).
 """
 import csv
 import dataclasses
@@ -29,6 +33,7 @@ from jdeblur.atomic import write_json
 
 FINAL = "final.json"
 POINT = "point.json"
+FAMILY = "family="  # the start of a blur family's columns in a report row
 REPO = pathlib.Path(__file__).resolve().parent.parent  # where launch.py is
 
 
@@ -150,8 +155,37 @@ def run_sweep(spec: str, root, *, extra_overrides: list[str] = (), dry_run: bool
     return runs
 
 
+def point_of(workdir: pathlib.Path) -> str:
+    """The point a run's workdir belongs to: from its ``point.json``, else from its name (``POINT,seed=N``),
+    for runs started from the commands ``--dry-run`` printed (which write no ``point.json``)."""
+    if (workdir / POINT).is_file():
+        return json.loads((workdir / POINT).read_text())["point"]
+    return re.sub(r"(^|,)seed=-?\d+$", "", workdir.name)
+
+
+def natural_key(text: str) -> list:
+    """Sorts ``width8`` before ``width16``: digit runs compare as numbers."""
+    return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", text)]
+
+
+def _mean_and_std(row: dict, column: str, samples: list[float]) -> None:
+    row[column] = statistics.fmean(samples)
+    row[f"{column}/std"] = statistics.stdev(samples) if len(samples) > 1 else math.nan
+
+
+def family_prefix(family: str) -> str:
+    """The prefix of a blur family's columns in a report row (``family=gaussian/``)."""
+    return f"{FAMILY}{family}/"
+
+
 def gather(root) -> tuple[list[dict], str]:
-    """Per point: mean and standard deviation over seeds of every (method, metric); and the convention."""
+    """Per point: mean and standard deviation over seeds of every (method, metric); and the convention.
+
+    A row holds ``point``, ``seeds`` and ``METHOD/METRIC`` with ``METHOD/METRIC/std``; where the runs
+    scored blur families separately (``by_family`` in ``final.json``), also, per family,
+    ``family=F/seeds`` (the seeds that scored it: a family drawn at random may be missing from some)
+    and ``family=F/METHOD/METRIC`` with its ``/std``.
+    """
     root = pathlib.Path(root)
     finals = sorted(root.glob(f"*/{FINAL}"))
     if not finals:
@@ -160,43 +194,74 @@ def gather(root) -> tuple[list[dict], str]:
     conventions = set()
     for final_path in finals:
         final = json.loads(final_path.read_text())
-        point_path = final_path.parent / POINT
-        point = json.loads(point_path.read_text())["point"] if point_path.is_file() else final_path.parent.name
-        by_point.setdefault(point, []).append(final)
+        by_point.setdefault(point_of(final_path.parent), []).append(final)
         conventions.add(final["convention"])
     if len(conventions) > 1:
         raise ValueError(f"{root}: runs were scored under different conventions {sorted(conventions)}")
     rows = []
-    for point, finals_of_point in by_point.items():
+    for point, finals_of_point in sorted(by_point.items(), key=lambda item: natural_key(item[0])):
         row = {"point": point or "(base)", "seeds": len(finals_of_point)}
-        methods = finals_of_point[0]["results"]
-        for method, values in methods.items():
+        for method, values in finals_of_point[0]["results"].items():
             for metric in values:
                 samples = [f["results"][method][metric] for f in finals_of_point if method in f["results"]]
-                row[f"{method}/{metric}"] = statistics.fmean(samples)
-                row[f"{method}/{metric}/std"] = statistics.stdev(samples) if len(samples) > 1 else math.nan
+                _mean_and_std(row, f"{method}/{metric}", samples)
+        families = sorted({family for f in finals_of_point for family in f.get("by_family", {})})
+        for family in families:
+            tables = [f["by_family"][family] for f in finals_of_point if family in f.get("by_family", {})]
+            prefix = family_prefix(family)
+            row[f"{prefix}seeds"] = len(tables)
+            for method, values in tables[0].items():
+                for metric in values:
+                    samples = [t[method][metric] for t in tables if method in t]
+                    _mean_and_std(row, f"{prefix}{method}/{metric}", samples)
         rows.append(row)
     return rows, conventions.pop()
 
 
-def write_report(root) -> dict[str, pathlib.Path]:
-    """Writes ``report.md``, ``report.csv`` and ``report.png`` for the sweep under ``root``."""
-    root = pathlib.Path(root)
-    rows, convention = gather(root)
-    columns = [c for c in rows[0] if c not in ("point", "seeds") and not c.endswith("/std")]
-    lines = [f"Sweep {root.name}: mean ± standard deviation over seeds; metrics in convention `{convention}`.", "",
-             "| point | seeds | " + " | ".join(columns) + " |", "|---|---|" + "---|" * len(columns)]
+def _metric_columns(rows: list[dict], prefix: str) -> list[str]:
+    """The ``METHOD/METRIC`` columns under ``prefix`` (``''`` for all images, or a family's), without it."""
+    names = dict.fromkeys(c.removeprefix(prefix) for row in rows for c in row if c.startswith(prefix))
+    return [c for c in names if c not in ("point", "seeds") and not c.endswith("/std")
+            and not c.startswith(FAMILY)]
+
+
+def _table_lines(rows: list[dict], prefix: str = "") -> list[str]:
+    """A markdown table of the columns under ``prefix``, mean ± std; rows without them are left out."""
+    columns = _metric_columns(rows, prefix)
+    lines = ["| point | seeds | " + " | ".join(columns) + " |", "|---|---|" + "---|" * len(columns)]
     for row in rows:
+        if f"{prefix}seeds" not in row:
+            continue
         cells = []
         for c in columns:
-            std = row.get(f"{c}/std", math.nan)
+            mean, std = row.get(prefix + c, math.nan), row.get(f"{prefix}{c}/std", math.nan)
             digits = 2 if c.endswith("psnr") else 4
-            cells.append(f"{row[c]:.{digits}f}" + ("" if math.isnan(std) else f" ± {std:.{digits}f}"))
-        lines.append(f"| {row['point']} | {row['seeds']} | " + " | ".join(cells) + " |")
+            cells.append("-" if math.isnan(mean) else
+                         f"{mean:.{digits}f}" + ("" if math.isnan(std) else f" ± {std:.{digits}f}"))
+        lines.append(f"| {row['point']} | {row[prefix + 'seeds']} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def write_report(root) -> dict[str, pathlib.Path]:
+    """Writes ``report.md``, ``report.csv`` and ``report.png`` for the sweep under ``root``.
+
+    The markdown has the table over all test images, then one table per blur family when the
+    runs scored families separately.
+    """
+    root = pathlib.Path(root)
+    rows, convention = gather(root)
+    lines = [f"Sweep {root.name}: mean ± standard deviation over seeds; metrics in convention `{convention}`.",
+             "", *_table_lines(rows)]
+    families = list(dict.fromkeys(c.split("/")[0].removeprefix(FAMILY) for row in rows for c in row
+                                  if c.startswith(FAMILY)))
+    for family in families:
+        lines += ["", f"Blur family `{family}` (seeds: the runs whose test images included it):", ""]
+        lines += _table_lines(rows, family_prefix(family))
     paths = {"md": root / "report.md", "csv": root / "report.csv", "png": root / "report.png"}
     paths["md"].write_text("\n".join(lines) + "\n")
+    fields = list(dict.fromkeys(c for row in rows for c in row))
     with paths["csv"].open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]) + ["convention"])
+        writer = csv.DictWriter(f, fieldnames=fields + ["convention"])
         writer.writeheader()
         for row in rows:
             writer.writerow({**row, "convention": convention})
@@ -210,7 +275,7 @@ def _plot(rows: list[dict], convention: str, path: pathlib.Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    methods = [c.removesuffix("/psnr") for c in rows[0] if c.endswith("/psnr")]
+    methods = [c.removesuffix("/psnr") for c in _metric_columns(rows, "") if c.endswith("/psnr")]
     fig, ax = plt.subplots(figsize=(max(5, 1.2 * len(rows) * len(methods) / 2), 3.8))
     width = 0.8 / len(methods)
     for m, method in enumerate(methods):

@@ -226,3 +226,33 @@ def test_deblur_files_keeps_every_form_and_holds_one_image_at_a_time(tmp_path, r
         assert result.dtype == expected.dtype and result.shape == expected.shape, name
         np.testing.assert_array_equal(result, expected, err_msg=name)
     assert max(most_alive) <= 1  # each image is released before the next is read
+
+
+def declared_png(width, height, depth, channels) -> bytes:
+    """A PNG whose header declares ``width`` x ``height`` but whose pixel data is a few bytes."""
+    header = struct.pack(">IIBBBBB", width, height, depth, {1: 0, 2: 4, 3: 2, 4: 6}[channels], 0, 0, 0)
+    chunks = [(b"IHDR", header), (b"IDAT", zlib.compress(bytes(64))), (b"IEND", b"")]
+    return photos.PNG_SIGNATURE + b"".join(
+        struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        for kind, body in chunks)
+
+
+def test_read_photo_refuses_an_image_too_large_for_memory_before_decoding_it(tmp_path):
+    import tifffile
+
+    side = 15000  # 225 Mpixel, over MAX_PIXELS: 675 MB as 8-bit RGB, 2.7 GB as float32
+    (tmp_path / "huge.png").write_bytes(declared_png(side, side, 8, 3))  # Pillow's own limit
+    (tmp_path / "huge16.png").write_bytes(declared_png(side, side, 16, 4))  # our decoder: the header check
+    tifffile.imwrite(tmp_path / "huge.tif", shape=(side, side), dtype=np.uint8)  # sparse: no pixels written
+    for name in ("huge.png", "huge16.png", "huge.tif"):
+        with pytest.raises(photos.PhotoError, match="too large to deblur in memory") as info:
+            photos.read_photo(tmp_path / name)
+        assert str(tmp_path / name) in str(info.value)
+        assert f"at most {photos.MAX_PIXELS} pixels" in str(info.value)
+    assert photos.MAX_PIXELS < side * side
+
+
+def test_check_tiling_refuses_a_tile_over_the_pixel_budget():
+    photos.check_tiling(4, tile=32, max_pixels=32 * 32, overlap=8)
+    with pytest.raises(photos.PhotoError, match=r"--tile 33: .* budget of --max-pixels 1024.* at most 32"):
+        photos.check_tiling(4, tile=33, max_pixels=32 * 32, overlap=8)

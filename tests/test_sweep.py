@@ -39,12 +39,18 @@ def test_bad_declarations(bad, message):
         sweep.expand(bad)
 
 
-def write_run(root, point, seed, psnr_model, psnr_blurred=20.0, convention="default"):
+def write_run(root, point, seed, psnr_model, psnr_blurred=20.0, convention="default", by_family=None,
+              point_json=True):
+    """A finished run's files; ``by_family`` maps a family to its model PSNR (blurred: 1 dB less);
+    without ``point_json``, as a run started from a ``--dry-run`` command leaves them."""
     workdir = root / f"{point},seed={seed}"
     workdir.mkdir(parents=True)
-    (workdir / sweep.POINT).write_text(json.dumps({"point": point, "seed": seed, "overrides": {}}))
+    if point_json:
+        (workdir / sweep.POINT).write_text(json.dumps({"point": point, "seed": seed, "overrides": {}}))
+    families = {family: {"blurred": {"psnr": p - 1.0, "ssim": 0.5}, "model": {"psnr": p, "ssim": 0.7}}
+                for family, p in (by_family or {}).items()}
     (workdir / sweep.FINAL).write_text(json.dumps({
-        "convention": convention, "step": 10,
+        "convention": convention, "step": 10, "by_family": families,
         "results": {"blurred": {"psnr": psnr_blurred, "ssim": 0.5}, "model": {"psnr": psnr_model, "ssim": 0.7}}}))
 
 
@@ -68,6 +74,17 @@ def test_report_mean_and_std_over_seeds(tmp_path):
     assert paths["png"].stat().st_size > 1000
 
 
+def test_report_groups_runs_from_printed_commands_and_sorts_points_naturally(tmp_path, rng):
+    psnrs = {f"width{w}": 20 + rng.random(3) for w in (16, 4, 8)}
+    for point, values in psnrs.items():
+        for seed, psnr in enumerate(values):
+            write_run(tmp_path, point, seed, float(psnr), point_json=False)
+    rows = sweep.gather(tmp_path)[0]
+    assert [(r["point"], r["seeds"]) for r in rows] == [("width4", 3), ("width8", 3), ("width16", 3)]
+    for row in rows:
+        assert math.isclose(row["model/psnr"], statistics.fmean(psnrs[row["point"]]))
+
+
 def test_report_refuses_mixed_conventions_and_empty_root(tmp_path):
     with pytest.raises(FileNotFoundError, match="no finished runs"):
         sweep.gather(tmp_path)
@@ -75,3 +92,36 @@ def test_report_refuses_mixed_conventions_and_empty_root(tmp_path):
     write_run(tmp_path, "a", 1, 25.0, convention="basicsr_y")
     with pytest.raises(ValueError, match="different conventions"):
         sweep.gather(tmp_path)
+
+
+def test_report_per_blur_family(tmp_path, rng):
+    # Point "all" scored both families in each seed; point "drawn" drew gaussian in one seed only.
+    psnrs = {("all", s): {"gaussian": 27 + rng.random(), "camera_shake": 24 + rng.random()} for s in range(3)}
+    psnrs |= {("drawn", 0): {"gaussian": 26.0, "camera_shake": 23.0}, ("drawn", 1): {"camera_shake": 23.5}}
+    for (point, seed), by_family in psnrs.items():
+        write_run(tmp_path, point, seed, 25.0, by_family=by_family)
+    rows = {r["point"]: r for r in sweep.gather(tmp_path)[0]}
+    for point, seeds in (("all", 3), ("drawn", 2)):
+        for family in ("gaussian", "camera_shake"):
+            samples = [psnrs[point, s][family] for s in range(seeds) if family in psnrs[point, s]]
+            prefix = f"family={family}/"
+            assert rows[point][prefix + "seeds"] == len(samples)
+            assert math.isclose(rows[point][prefix + "model/psnr"], statistics.fmean(samples))
+            assert math.isclose(rows[point][prefix + "blurred/psnr"], statistics.fmean(samples) - 1.0)
+            std = rows[point][prefix + "model/psnr/std"]
+            assert math.isnan(std) if len(samples) == 1 else math.isclose(std, statistics.stdev(samples))
+    text = sweep.write_report(tmp_path)["md"].read_text()
+    main, *family_tables = text.split("Blur family")
+    assert "| point | seeds | blurred/psnr | blurred/ssim | model/psnr | model/ssim |" in main
+    assert "family=" not in main and "| drawn | 2 | 20.00 ± 0.00 | 0.5000 ± 0.0000 | 25.00 ± 0.00 |" in main
+    assert [t.split("`")[1] for t in family_tables] == ["camera_shake", "gaussian"]
+    gaussian = family_tables[1]
+    mean = statistics.fmean(psnrs["all", s]["gaussian"] for s in range(3))
+    std = statistics.stdev(psnrs["all", s]["gaussian"] for s in range(3))
+    assert f"| all | 3 | {mean - 1:.2f} ± {std:.2f} | 0.5000 ± 0.0000 | {mean:.2f} ± {std:.2f} |" in gaussian
+    assert "| drawn | 1 | 25.00 | 0.5000 | 26.00 | 0.7000 |" in gaussian
+    with (tmp_path / "report.csv").open() as f:
+        csv_rows = {row["point"]: row for row in csv.DictReader(f)}
+    assert csv_rows["drawn"]["family=gaussian/seeds"] == "1"
+    assert float(csv_rows["all"]["family=camera_shake/model/psnr"]) == pytest.approx(
+        statistics.fmean(psnrs["all", s]["camera_shake"] for s in range(3)))

@@ -69,6 +69,39 @@ GOPRO_LAYOUT = """\
 is chosen by the builder config; names in blur*/ and sharp/ match.)"""
 
 
+def gopro_pairs(manual_dir, blur_name: str = "blur") -> dict[str, list[Pair]]:
+    """The pairs of each split of a GoPro tree laid out as ``GOPRO_LAYOUT``, found without reading images.
+
+    Args:
+      manual_dir: the folder holding ``GOPRO_Large/`` (or its contents).
+      blur_name: the blurred frames' folder in each scene, ``'blur'`` or ``'blur_gamma'``.
+
+    Raises:
+      DatasetLayoutError: naming the folder at fault and giving the expected layout: a missing
+        folder, split, or side of a scene, a split without scenes, a scene without pairs, or
+        images without a counterpart of the same name.
+    """
+    manual_dir = pathlib.Path(manual_dir)
+    if not manual_dir.is_dir():
+        raise DatasetLayoutError(f"gopro: manual_dir {manual_dir} does not exist", GOPRO_LAYOUT)
+    root = manual_dir / "GOPRO_Large" if (manual_dir / "GOPRO_Large").is_dir() else manual_dir
+    splits = {}
+    for split in ("train", "test"):
+        if not (root / split).is_dir():
+            raise DatasetLayoutError(f"gopro: no folder {root / split}", GOPRO_LAYOUT)
+        pairs = []
+        for scene in sorted(p for p in (root / split).iterdir() if p.is_dir()):
+            blur_dir, sharp_dir = scene / blur_name, scene / "sharp"
+            if not (blur_dir.is_dir() and sharp_dir.is_dir()):
+                raise DatasetLayoutError(f"gopro: scene {scene} lacks {blur_name}/ or sharp/", GOPRO_LAYOUT)
+            pairs += [(f"{scene.name}/{stem}", blurred, sharp)
+                      for stem, blurred, sharp in pair_files(blur_dir, sharp_dir, GOPRO_LAYOUT)]
+        if not pairs:
+            raise DatasetLayoutError(f"gopro: no scenes in {root / split}", GOPRO_LAYOUT)
+        splits[split] = pairs
+    return splits
+
+
 class Gopro(PairsBuilder):
     """GoPro (Nah et al., CVPR 2017): 2103 train and 1111 test pairs of 1280x720 frames."""
 
@@ -84,22 +117,8 @@ class Gopro(PairsBuilder):
         except AssertionError:  # TFDS's way of saying "missing or empty".
             raise DatasetLayoutError("gopro: manual_dir is missing or empty; pass the folder that holds "
                                      "GOPRO_Large", GOPRO_LAYOUT) from None
-        root = manual_dir / "GOPRO_Large" if (manual_dir / "GOPRO_Large").is_dir() else manual_dir
-        splits = {}
-        for split in ("train", "test"):
-            if not (root / split).is_dir():
-                raise DatasetLayoutError(f"gopro: no folder {root / split}", GOPRO_LAYOUT)
-            pairs = []
-            for scene in sorted(p for p in (root / split).iterdir() if p.is_dir()):
-                blur_dir, sharp_dir = scene / self.builder_config.name, scene / "sharp"
-                if not (blur_dir.is_dir() and sharp_dir.is_dir()):
-                    raise DatasetLayoutError(f"gopro: scene {scene} lacks {blur_dir.name}/ or sharp/", GOPRO_LAYOUT)
-                pairs += [(f"{scene.name}/{stem}", b, s)
-                          for stem, b, s in pair_files(blur_dir, sharp_dir, GOPRO_LAYOUT)]
-            if not pairs:
-                raise DatasetLayoutError(f"gopro: no scenes in {root / split}", GOPRO_LAYOUT)
-            splits[split] = self._generate_examples(pairs)
-        return splits
+        return {split: self._generate_examples(pairs)
+                for split, pairs in gopro_pairs(manual_dir, self.builder_config.name).items()}
 
 
 PAIRED_FOLDER_LAYOUT = f"""\

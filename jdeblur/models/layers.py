@@ -60,6 +60,16 @@ def pixel_shuffle(x, factor: int):
     return x.reshape(n, h * factor, w * factor, channels // (factor * factor))
 
 
+def pixel_unshuffle(x, factor: int):
+    """The inverse of ``pixel_shuffle``: (N, H, W, C) into (N, H / f, W / f, C * f * f) (``torch.nn.PixelUnshuffle``)."""
+    n, h, w, channels = x.shape
+    if h % factor or w % factor:
+        raise ValueError(f"x: expected height and width divisible by {factor}, got shape {tuple(x.shape)}")
+    x = x.reshape(n, h // factor, factor, w // factor, factor, channels)
+    x = x.transpose(0, 1, 3, 5, 2, 4)
+    return x.reshape(n, h // factor, w // factor, channels * factor * factor)
+
+
 def simple_gate(x):
     """NAFNet's SimpleGate: splits the channels in two halves and multiplies them."""
     first, second = jnp.split(x, 2, axis=-1)

@@ -26,6 +26,7 @@ from jdeblur.models.layers import (
     global_residual,
     maybe_remat,
     pixel_shuffle,
+    pixel_unshuffle,
 )
 from jdeblur.models.registry import build_variant
 
@@ -86,6 +87,11 @@ class UNet(nn.Module):
         'pixel_shuffle' (3x3 conv to 4C, then sub-pixel shuffle, Shi et al. 2016) or
         'resize_conv' (nearest-neighbour x2, then 3x3 conv; Odena et al. 2016, no checkerboard).
       skip: 'add' (encoder features added) or 'concat' (concatenated, then fused by a 1x1 conv).
+      unshuffle: the image enters as ``unshuffle``x``unshuffle`` sub-images stacked on the channels
+        (pixel unshuffle) and the correction leaves through the inverse shuffle, as FFDNet does
+        (Zhang et al. 2018): every layer runs at 1/unshuffle^2 of the pixels, so the same FLOPs buy
+        unshuffle^2 times the width or the steps, and the receptive field grows by that factor.
+        1: full resolution.
       remat: recompute each block's activations in the backward pass to fit larger patches.
       dtype: compute dtype (float32 or bfloat16); param_dtype: parameter dtype.
     """
@@ -99,6 +105,7 @@ class UNet(nn.Module):
     downsample: str = "strided"
     upsample: str = "pixel_shuffle"
     skip: str = "add"
+    unshuffle: int = 1
     remat: bool = False
     dtype: object = jnp.float32
     param_dtype: object = jnp.float32
@@ -108,13 +115,15 @@ class UNet(nn.Module):
         check_choice(self.downsample, "downsample", DOWNSAMPLINGS)
         check_choice(self.upsample, "upsample", UPSAMPLINGS)
         check_choice(self.skip, "skip", SKIPS)
+        if not (isinstance(self.unshuffle, int) and self.unshuffle >= 1):
+            raise ValueError(f"unshuffle: expected an integer >= 1, got {self.unshuffle!r}")
         activation(self.activation)
         super().__post_init__()
 
     @property
     def size_multiple(self) -> int:
-        """H and W must be multiples of this (one halving per level)."""
-        return 2 ** self.depth
+        """H and W must be multiples of this (the unshuffle factor, then one halving per level)."""
+        return self.unshuffle * 2 ** self.depth
 
     def _conv(self, features, kernel, name, **kw):
         return nn.Conv(features, kernel, dtype=self.dtype, param_dtype=self.param_dtype, name=name, **kw)
@@ -152,7 +161,8 @@ class UNet(nn.Module):
     def __call__(self, images):
         check_image_shape(images, self.size_multiple)
         images = jnp.asarray(images, jnp.float32)
-        x = self._conv(self.width, (3, 3), "intro")(images.astype(self.dtype))
+        x = pixel_unshuffle(images, self.unshuffle) if self.unshuffle > 1 else images
+        x = self._conv(self.width, (3, 3), "intro")(x.astype(self.dtype))
         skips = []
         for level in range(self.depth):
             x = self._stage(x, self.blocks, f"enc{level}")
@@ -167,7 +177,10 @@ class UNet(nn.Module):
                                                        "out_norm")(x))
         # Zero-initialised like the blocks' last convs: the untrained network is exactly the
         # identity, so training starts from the blurred input's PSNR instead of from noise.
-        correction = self._conv(images.shape[-1], (3, 3), "ending", kernel_init=nn.initializers.zeros)(x)
+        channels = images.shape[-1] * self.unshuffle ** 2
+        correction = self._conv(channels, (3, 3), "ending", kernel_init=nn.initializers.zeros)(x)
+        if self.unshuffle > 1:
+            correction = pixel_shuffle(correction, self.unshuffle)
         return global_residual(images, correction)
 
 

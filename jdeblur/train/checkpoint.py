@@ -1,20 +1,61 @@
-"""Checkpoints with orbax: the train state and the data iterator's state, saved together.
+"""Checkpoints with orbax: the train state and the data iterator's state, saved together and verified.
 
 Saves are asynchronous (training goes on while the arrays are written), committed atomically by
-orbax (a step directory appears only once complete, so a crash never leaves a half-written
-checkpoint in place of a good one), and pruned by two policies at once: keep the latest ``keep``
-checkpoints, and keep the best one by evaluation PSNR. The evaluation history lives in
-``eval.jsonl`` in the workdir, from which the best step is read.
+orbax (a step directory appears only once complete; a killed save leaves a temporary directory,
+removed at the next start) and pruned by two policies at once: keep the latest ``keep``
+checkpoints, and keep the best one by evaluation PSNR. Pruning happens only after the next save
+is committed, so a good checkpoint is never removed before its successor is complete. The
+evaluation history lives in ``eval.jsonl`` in the workdir, from which the best step is read.
+
+Integrity: orbax stores no checksums, and a flipped byte in an array file restores silently as a
+different value (tried: orbax-checkpoint 0.12.8). Each checkpoint therefore carries an
+``integrity`` item: a 32-bit checksum of every leaf of the state, computed on the devices, and a
+CRC of the data iterator's state. A restore recomputes and compares them, and a checkpoint that
+is truncated, corrupted or missing files raises ``CorruptCheckpointError``. ``restore_latest``
+then falls back to the previous checkpoint and sets the bad one aside as ``STEP.corrupt``.
 """
 import json
 import pathlib
+import zlib
+from typing import Callable
 
 import jax
+import jax.numpy as jnp
 import orbax.checkpoint as ocp
 from jax.sharding import NamedSharding, PartitionSpec as P
 from orbax.checkpoint import checkpoint_managers as policies
 
 BEST_METRIC = "psnr"
+INTEGRITY = "integrity"  # the checkpoint item holding the checksums
+
+
+class CorruptCheckpointError(ValueError):
+    """A checkpoint that cannot be read back as it was written; the message names its folder."""
+
+
+@jax.jit
+def _leaf_checksums(state) -> list:
+    """Per leaf, the sum of ``word_i * (2i + 1)`` mod 2**32 over its bits as unsigned words.
+
+    The weights are odd, so changing any one word changes its leaf's sum.
+    """
+    sums = []
+    for leaf in jax.tree.leaves(state):
+        leaf = leaf.astype(jnp.uint8) if leaf.dtype == jnp.bool_ else leaf
+        unsigned = {1: jnp.uint8, 2: jnp.uint16, 4: jnp.uint32, 8: jnp.uint32}[leaf.dtype.itemsize]
+        words = jax.lax.bitcast_convert_type(leaf, unsigned).astype(jnp.uint32).ravel()
+        sums.append(jnp.sum(words * (2 * jnp.arange(words.size, dtype=jnp.uint32) + 1), dtype=jnp.uint32))
+    return sums
+
+
+def state_checksums(state) -> dict[str, int]:
+    """The checksum of every leaf of ``state`` by its path, e.g. ``{"['params']['Conv_0']['bias']": 123}``."""
+    paths = [jax.tree_util.keystr(path) for path, _ in jax.tree_util.tree_leaves_with_path(state)]
+    return dict(zip(paths, (int(s) for s in jax.device_get(_leaf_checksums(state)))))
+
+
+def json_checksum(data) -> int:
+    return zlib.crc32(json.dumps(data, sort_keys=True).encode())
 
 
 class Checkpointer:
@@ -30,7 +71,7 @@ class Checkpointer:
         ])
         options = ocp.CheckpointManagerOptions(
             preservation_policy=preserve, enable_async_checkpointing=async_save, create=not read_only,
-            read_only=read_only,
+            read_only=read_only, cleanup_tmp_directories=not read_only,
         )
         self.manager = ocp.CheckpointManager(self.directory, options=options)
 
@@ -38,7 +79,9 @@ class Checkpointer:
         """Starts saving ``state`` and ``data_state`` at ``step`` (returns before the write ends)."""
         if step in self.manager.all_steps():
             return
-        args = ocp.args.Composite(state=ocp.args.StandardSave(state), data=ocp.args.JsonSave(data_state))
+        checks = {"state": state_checksums(state), "data": json_checksum(data_state)}
+        args = ocp.args.Composite(state=ocp.args.StandardSave(state), data=ocp.args.JsonSave(data_state),
+                                  **{INTEGRITY: ocp.args.JsonSave(checks)})
         metrics = None if metrics is None else {BEST_METRIC: float(metrics[BEST_METRIC])}
         self.manager.save(step, args=args, metrics=metrics, force=True)
 
@@ -53,15 +96,80 @@ class Checkpointer:
 
         Args:
           abstract_state: a pytree with the state's shapes and dtypes (e.g. from ``jax.eval_shape``).
+
+        Raises:
+          CorruptCheckpointError: the checkpoint cannot be read, or differs from its checksums.
         """
+        folder = self.directory / str(step)
         replicated = NamedSharding(mesh, P())
         target = jax.tree.map(
             lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=replicated), abstract_state
         )
-        restored = self.manager.restore(
-            step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target), data=ocp.args.JsonRestore())
-        )
+        items = {"state": ocp.args.StandardRestore(target), "data": ocp.args.JsonRestore()}
+        verified = (folder / INTEGRITY).is_dir()  # checkpoints written before checksums have none
+        if verified:
+            items[INTEGRITY] = ocp.args.JsonRestore()
+        try:
+            restored = self.manager.restore(step, args=ocp.args.Composite(**items))
+        except Exception as e:  # orbax, tensorstore and json raise many types; all mean unreadable
+            reason = next((line for line in str(e).splitlines() if line.strip()), type(e).__name__)
+            raise CorruptCheckpointError(f"checkpoint {folder} is unreadable ({type(e).__name__}: "
+                                         f"{reason[:300]}); expected a complete checkpoint") from e
+        if verified:
+            expected = restored[INTEGRITY]
+            actual = state_checksums(restored["state"])
+            changed = [path for path in expected["state"] if actual.get(path) != expected["state"][path]]
+            if json_checksum(restored["data"]) != expected["data"]:
+                changed.append("data iterator state")
+            if changed or actual.keys() != expected["state"].keys():
+                named = ", ".join(changed[:3]) + (f" and {len(changed) - 3} more" if len(changed) > 3 else "")
+                raise CorruptCheckpointError(
+                    f"checkpoint {folder} is corrupt: {named or 'its leaves'} differ from the checksums "
+                    f"written with it; expected a checkpoint that reads back as it was saved")
         return restored["state"], restored["data"]
+
+    def restore_latest(self, abstract_state, mesh, *,
+                       warn: Callable[[str], None]) -> tuple[int, dict, dict] | None:
+        """Restores the newest checkpoint that reads back intact: ``(step, state, data_state)``.
+
+        A newer checkpoint that fails is reported with ``warn`` and, once an older one has been
+        restored, renamed ``STEP.corrupt`` (kept for inspection, out of the resumed run's way).
+        Returns None when there is no checkpoint.
+
+        Raises:
+          CorruptCheckpointError: there are checkpoints, and none reads back intact (nothing is renamed).
+        """
+        bad = []
+        for step in sorted(self.steps(), reverse=True):
+            try:
+                state, data_state = self.restore(step, abstract_state, mesh)
+            except CorruptCheckpointError as e:
+                warn(f"warning: {e}; trying the previous checkpoint")
+                bad.append(step)
+                continue
+            if bad:
+                self._set_aside(bad)
+                warn(f"warning: resuming from step {step}, the newest intact checkpoint")
+            return step, state, data_state
+        if bad:
+            raise CorruptCheckpointError(f"no checkpoint in {self.directory} reads back intact (steps "
+                                         f"{', '.join(map(str, bad))}); move the folder away to start over")
+        return None
+
+    def _set_aside(self, steps: list[int]) -> None:
+        """Renames the folders of ``steps`` to ``STEP.corrupt`` (process 0); every process forgets them."""
+        if jax.process_index() == 0:
+            for step in steps:
+                target, n = self.directory / f"{step}.corrupt", 1
+                while target.exists():
+                    n += 1
+                    target = self.directory / f"{step}.corrupt{n}"
+                (self.directory / str(step)).rename(target)
+        if jax.process_count() > 1:
+            from jax.experimental import multihost_utils
+
+            multihost_utils.sync_global_devices("jdeblur: corrupt checkpoints set aside")
+        self.manager.reload()
 
     def wait(self) -> None:
         """Blocks until every started save is committed."""

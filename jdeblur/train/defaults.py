@@ -29,6 +29,8 @@ def base_config() -> ml_collections.ConfigDict:
         parallel="shard_map",  # or 'pmap': the same step function under the other wrapper
         num_devices=None,      # None: every device of every process
         ema_decay=0.0,         # > 0 keeps an average of the parameters, used for evaluation
+        nonfinite="stop",      # a NaN/Inf loss or gradient: 'stop' (keeping the last good checkpoint)
+                               # or 'skip' that update (counted in metrics.jsonl as skipped_steps)
         log_every=50,
         eval_every=500,
         checkpoint_every=250,
@@ -39,6 +41,9 @@ def base_config() -> ml_collections.ConfigDict:
         convention="default",  # a jdeblur.metrics.CONVENTIONS name; every table names it
         max_images=None,       # None: the whole test split
         final_splits=(),       # further splits scored once at the end (e.g. 'external')
+        # Non-empty: score every synthetic test image once under each of these blur families
+        # (kernel_mixture.FAMILIES), whatever the training mixture; by_family then covers them all.
+        blur_families=(),
         max_pixels=1024 * 1024,  # per model call; larger images are tiled
         overlap=64,
         ensemble=False,

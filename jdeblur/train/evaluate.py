@@ -140,6 +140,29 @@ def evaluate(module, params, items: list[dict], eval_cfg, *, baselines: dict[str
     return summarize(per_image), by_family(per_image, items), restored
 
 
+def make_eval_items(config, split: str, max_images: int | None = None):
+    """The evaluation items of ``split``: the experiment's fixed eval set (``jdeblur.data.eval_set``).
+
+    With ``config.eval.blur_families`` set (synthetic data only), every test image is scored once
+    under each of those families (its draw restricted to that family, whatever the training
+    mixture), so that ``by_family`` compares every family on the same images.
+    """
+    import ml_collections
+
+    from jdeblur.data.datasets import PAIRED
+    from jdeblur.data.eval_set import make_eval_set
+
+    families = tuple(config.eval.get("blur_families", ()))  # absent from workdirs of older versions
+    if not families or config.data.name in PAIRED:
+        return make_eval_set(config.data, config.degrade, seed=config.seed, split=split, max_images=max_images)
+    items = []
+    for family in families:
+        degrade_cfg = ml_collections.ConfigDict(config.degrade.to_dict())
+        degrade_cfg.blur.families, degrade_cfg.blur.weights = (family,), (1.0,)
+        items += make_eval_set(config.data, degrade_cfg, seed=config.seed, split=split, max_images=max_images)
+    return items
+
+
 def save_sample_grid(items: list[dict], restored: list[np.ndarray], path: pathlib.Path, *, count: int,
                      height: int = 256) -> pathlib.Path | None:
     """Writes a PNG with one row per image: blurred | restored | sharp, each scaled to ``height`` px."""
@@ -198,7 +221,6 @@ def write_table(table: dict, convention: str, path_stem: pathlib.Path, *, title:
 def evaluate_workdir(workdir, *, split=None, convention=None, which="best", max_images=None, echo=print) -> dict:
     """Scores a trained run's checkpoint on ``split``; prints and writes the table in the workdir."""
     from jdeblur import workdir as workdirs
-    from jdeblur.data.eval_set import make_eval_set
 
     workdir = pathlib.Path(workdir)
     config, model, params, step = workdirs.load_trained(workdir, which)
@@ -207,8 +229,7 @@ def evaluate_workdir(workdir, *, split=None, convention=None, which="best", max_
     split = split or config.data.eval_split
     with config.unlocked():
         config.eval.max_images = max_images if max_images is not None else config.eval.max_images
-    items = make_eval_set(config.data, config.degrade, seed=config.seed, split=split,
-                          max_images=config.eval.max_images)
+    items = make_eval_items(config, split, config.eval.max_images)
     baselines = baseline_scores(items, config.eval, convention)
     table, families, _ = evaluate(model, params, items, config.eval, baselines=baselines, convention=convention)
     title = f"{workdir.name}, checkpoint {step}, split {split}, {len(items)} images"

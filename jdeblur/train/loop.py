@@ -7,8 +7,24 @@ of (seed, step, image index), so the resumed run continues exactly as the uninte
 Random streams: ``config.seed`` is split once into ``init`` (parameters), ``data`` (order and
 augmentation of the input pipeline) and ``step`` (degradations, folded with the step number in
 the step function).
+
+Crashes: checkpoints are verified on restore (``jdeblur.train.checkpoint``); a corrupt newest one
+is set aside and the previous one used. Records that the logs hold past the restored step (from
+the lost part of a killed run) are dropped, so the logs of a resumed run read as those of an
+uninterrupted one. ``JDEBLUR_FAULT`` kills the process at a chosen point, for the tests
+(``fault_hook``).
+
+Non-finite values: the step reports per step whether its loss and gradients were finite; the loop
+fetches those flags with the other metrics at each logging interval (and before every save and
+evaluation), so it names the first bad step exactly without a host sync per step. Then
+``train.nonfinite='stop'`` ends the run, keeping the last good checkpoint (the bad state is never
+saved), and ``'skip'`` (the step left the state unchanged) logs and counts the skipped steps.
 """
+import json
+import os
 import pathlib
+import signal
+import sys
 import time
 
 import jax
@@ -18,7 +34,6 @@ import numpy as np
 from jdeblur import losses
 from jdeblur.atomic import write_json
 from jdeblur.data.datasets import PAIRED
-from jdeblur.data.eval_set import make_eval_set
 from jdeblur.data.pipeline import device_prefetch, make_train_loader
 from jdeblur.models.registry import get_model
 from jdeblur.physics.degrade import degrade, sharp_target
@@ -29,6 +44,49 @@ from jdeblur.train.logger import MetricLogger, plot_curves
 from jdeblur.train.step import create_state, make_train_step
 
 FINAL = "final.json"
+FAULT_ENV = "JDEBLUR_FAULT"
+
+
+def fault_hook(point: str, step: int) -> None:
+    """Test-only fault injection: SIGKILLs this process at ``point`` of ``step`` when the environment
+    holds ``JDEBLUR_FAULT=POINT:STEP``.
+
+    Points: ``kill_after_step`` (the step dispatched, its computation under way) and
+    ``kill_during_save`` (the step's asynchronous checkpoint save started, not yet committed).
+    Unset, it costs an environment look-up per step. Used by tests/test_launch.py (kill and resume).
+    """
+    if os.environ.get(FAULT_ENV) == f"{point}:{step}":
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def forget_records_after(path: pathlib.Path, step: int) -> None:
+    """Drops the records of steps after ``step`` from a JSON-lines log, and any line a kill tore."""
+    if not path.is_file():
+        return
+    kept = []
+    for line in path.read_text().splitlines():
+        try:
+            if json.loads(line)["step"] <= step:
+                kept.append(line + "\n")
+        except (json.JSONDecodeError, KeyError, TypeError):
+            continue  # torn by a kill in mid-write
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text("".join(kept))
+    tmp.replace(path)
+
+
+def nonfinite_steps(stats: list[dict], last_step: int) -> list[int]:
+    """The steps whose loss or gradients were not finite, of per-step ``stats`` ending at ``last_step``."""
+    first = last_step - len(stats) + 1
+    return [first + i for i, s in enumerate(stats) if not s["finite"]]
+
+
+def interval_metrics(stats: list[dict]) -> dict:
+    """Means of the per-step metrics over an interval (of its finite steps, when it has any)."""
+    finite = [s for s in stats if s["finite"]] or stats
+    values = {k: float(np.mean([s[k] for s in finite])) for k in finite[-1] if k != "finite"}
+    values["lr"] = float(stats[-1]["lr"])
+    return values
 
 
 def seed_streams(seed: int) -> dict:
@@ -104,8 +162,6 @@ def train_and_evaluate(config, workdir, *, stop_after: int | None = None) -> dic
         e.g. to fit a cluster's time slot; rerunning continues. Returns None in that case.
     """
     workdir = pathlib.Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
-    provenance.record_run(config, workdir)
     train_cfg, eval_cfg = config.train, config.eval
 
     mesh = parallel.make_mesh(train_cfg.num_devices)
@@ -117,23 +173,37 @@ def train_and_evaluate(config, workdir, *, stop_after: int | None = None) -> dic
         apply_fn=lambda params, x: model.apply({"params": params}, x),
         loss_fn=losses.make_loss(config.loss), tx=tx, schedule=schedule, prepare=make_prepare(config),
         microbatches=train_cfg.microbatches, ema_decay=train_cfg.ema_decay,
+        skip_nonfinite=train_cfg.nonfinite == "skip",
     )
     train_step = parallel.parallelize(step_fn, mesh, train_cfg.parallel)
 
+    # The datasets first: a bad source folder fails here, before anything is written in the workdir.
     loader = make_train_loader(config.data, seed=streams["data"], global_batch=train_cfg.global_batch,
                                margin=input_margin(config))
+    items = evaluation.make_eval_items(config, config.data.eval_split, eval_cfg.max_images)
+    workdir.mkdir(parents=True, exist_ok=True)
+    provenance.record_run(config, workdir)
+
     checkpoints = Checkpointer(workdir, keep=train_cfg.keep_checkpoints)
-    start = checkpoints.latest_step()
-    if start is not None:
-        state, data_state = checkpoints.restore(start, abstract_state(config, model, tx), mesh)
+    main_process = jax.process_index() == 0
+
+    def warn(message):
+        if main_process:
+            print(message, file=sys.stderr, flush=True)
+
+    resumed = checkpoints.restore_latest(abstract_state(config, model, tx), mesh, warn=warn)
+    if resumed is not None:
+        start, state, data_state = resumed
         loader.set_state(data_state)
     else:
         start = 0
         state = parallel.replicate(initial_state(config, model, tx, streams["init"]), mesh)
+    if main_process:
+        forget_records_after(workdir / "metrics.jsonl", start)
+        # A finished run resumed is evaluated again at its last step.
+        forget_records_after(workdir / "eval.jsonl", start - 1 if start == train_cfg.steps else start)
     batches = device_prefetch(loader, mesh, size=config.data.device_prefetch, mode=train_cfg.parallel)
 
-    items = make_eval_set(config.data, config.degrade, seed=config.seed, split=config.data.eval_split,
-                          max_images=eval_cfg.max_images)
     convention = eval_cfg.convention
     baselines = evaluation.cached_baseline_scores(items, eval_cfg, convention, workdir / "baselines.json")
 
@@ -146,7 +216,7 @@ def train_and_evaluate(config, workdir, *, stop_after: int | None = None) -> dic
         table, families, restored = evaluation.evaluate(model, eval_params(state), items, eval_cfg,
                                                         baselines=baselines, convention=convention)
         logger.evaluation(step, table, convention)
-        if jax.process_index() == 0:
+        if main_process:
             evaluation.save_sample_grid(items, restored, workdir / "samples" / f"step_{step:07d}.png",
                                         count=eval_cfg.samples)
         return table, families
@@ -158,29 +228,44 @@ def train_and_evaluate(config, workdir, *, stop_after: int | None = None) -> dic
         batch = next(batches)
         wait_s += time.perf_counter() - t0
         state, stats = train_step(state, batch, streams["step"])
-        pending.append(stats)
         done = step + 1
+        fault_hook("kill_after_step", done)
+        pending.append(stats)
         last = done == train_cfg.steps
-        if done % train_cfg.log_every == 0 or last:
-            # One transfer per logging interval: the device runs ahead between them.
-            fetched = jax.device_get(pending)
-            elapsed = time.perf_counter() - interval_start
-            values = {k: float(np.mean([f[k] for f in fetched])) for k in fetched[-1]}
-            values["lr"] = float(fetched[-1]["lr"])
-            values["images_per_s"] = len(fetched) * train_cfg.global_batch / elapsed
-            values["data_wait_fraction"] = wait_s / elapsed
-            if not np.isfinite(values["loss"]):
+        log_now = done % train_cfg.log_every == 0 or last
+        evaluate_now = done % train_cfg.eval_every == 0 or last
+        save_now = evaluate_now or done % train_cfg.checkpoint_every == 0 or done == stop_after
+        if log_now or save_now:
+            # One transfer per interval (the device runs ahead between them), and one before every
+            # save or evaluation, so that a non-finite state is never saved or evaluated.
+            pending = jax.device_get(pending)
+            bad = nonfinite_steps(pending, done)
+            if bad and train_cfg.nonfinite == "stop":
+                checkpoints.close()  # commits the save in flight, if any: the last good checkpoint
+                logger.close()
                 raise FloatingPointError(
-                    f"non-finite loss {values['loss']} at step {done}; the last good checkpoint is kept "
-                    f"(step {checkpoints.latest_step()}) in {workdir}")
+                    f"non-finite loss or gradients at step {bad[0]}; training stopped; the last good "
+                    f"checkpoint, step {checkpoints.latest_step()}, is kept in {workdir} "
+                    f"(config.train.nonfinite=skip skips such updates instead)")
+        if log_now:
+            elapsed = time.perf_counter() - interval_start
+            values = interval_metrics(pending)
+            values["skipped_steps"] = len(bad)
+            values["images_per_s"] = len(pending) * train_cfg.global_batch / elapsed
+            values["data_wait_fraction"] = wait_s / elapsed
             logger.train(done, values)
+            if bad:
+                logger.write(f"step {done}: skipped the updates of steps {', '.join(map(str, bad))} "
+                             f"(non-finite loss or gradients)")
             pending, wait_s, interval_start = [], 0.0, time.perf_counter()
-        if done % train_cfg.eval_every == 0 or last:
+        if evaluate_now:
             table, families = run_evaluation(done)
             checkpoints.save(done, state, batches.get_state(), metrics=table["model"])
             interval_start = time.perf_counter()  # evaluation time is not training throughput
-        elif done % train_cfg.checkpoint_every == 0 or done == stop_after:
+        elif save_now:
             checkpoints.save(done, state, batches.get_state())
+        if save_now:
+            fault_hook("kill_during_save", done)
         if done == stop_after and not last:
             checkpoints.close()
             logger.close()
@@ -191,7 +276,7 @@ def train_and_evaluate(config, workdir, *, stop_after: int | None = None) -> dic
     final = {"step": train_cfg.steps, "convention": convention, "results": table, "by_family": families,
              "split": config.data.eval_split, "splits": {}}
     for split in eval_cfg.final_splits:
-        extra = make_eval_set(config.data, config.degrade, seed=config.seed, split=split)
+        extra = evaluation.make_eval_items(config, split)
         extra_baselines = evaluation.cached_baseline_scores(extra, eval_cfg, convention,
                                                             workdir / f"baselines_{split}.json")
         final["splits"][split] = evaluation.evaluate(model, eval_params(state), extra, eval_cfg,
@@ -199,7 +284,7 @@ def train_and_evaluate(config, workdir, *, stop_after: int | None = None) -> dic
         logger.write(f"split {split}: " + ", ".join(
             f"{m} {v['psnr']:.2f} dB" for m, v in final["splits"][split].items()))
     logger.close()
-    if jax.process_index() == 0:
+    if main_process:
         plot_curves(workdir)
         write_json(workdir / FINAL, final, indent=1)
     return final

@@ -10,6 +10,11 @@ function, so both give the same result. The step is invariant to how the global 
 
 The train state is a plain dict: ``params``, ``opt_state``, ``step`` and, when enabled,
 ``ema_params`` (an exponential moving average of the parameters, used for evaluation).
+
+Non-finite values: every step reports ``finite`` (the loss and every gradient are finite), so the
+loop can name the first bad step exactly without a host sync per step. With ``skip_nonfinite``
+the step also leaves the state unchanged (but for ``step``) when ``finite`` is false, a select on
+the device, not a branch on the host.
 """
 from typing import Callable
 
@@ -20,6 +25,7 @@ import optax
 from jdeblur import metrics
 
 AXIS = "data"
+NONFINITE_MODES = ("stop", "skip")  # config.train.nonfinite: what the loop does on a non-finite step
 
 
 def create_state(params, tx: optax.GradientTransformation, *, ema: bool) -> dict:
@@ -28,6 +34,11 @@ def create_state(params, tx: optax.GradientTransformation, *, ema: bool) -> dict
     if ema:
         state["ema_params"] = jax.tree.map(jnp.copy, params)
     return state
+
+
+def all_finite(tree) -> jax.Array:
+    """Whether every element of every leaf of ``tree`` is finite (a scalar bool)."""
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(tree)]))
 
 
 def image_keys(key, step, num_local: int, axis_name: str = AXIS):
@@ -46,6 +57,7 @@ def make_train_step(
     prepare: Callable,
     microbatches: int = 1,
     ema_decay: float = 0.0,
+    skip_nonfinite: bool = False,
     axis_name: str = AXIS,
 ) -> Callable:
     """Builds ``step_fn(state, batch, key) -> (state, metrics)`` for one device's share of a batch.
@@ -60,10 +72,14 @@ def make_train_step(
       microbatches: the device's share is split into this many chunks whose gradients are
         accumulated, for when a device cannot hold its whole share at once.
       ema_decay: decay of the parameter average (0 keeps none).
+      skip_nonfinite: keep the previous params, optimizer state and average when the loss or a
+        gradient is NaN or Inf (the step counter still advances, so the next step draws new
+        degradations).
       axis_name: the mesh axis the batch is split over.
 
     Returns:
-      The per-device step. Every output is identical on all devices (replicated).
+      The per-device step. Every output is identical on all devices (replicated). The metrics
+      include ``finite``: whether the loss and every gradient were finite.
     """
 
     def loss_and_metrics(params, inputs, targets):
@@ -113,6 +129,12 @@ def make_train_step(
             new_state["ema_params"] = optax.incremental_update(
                 new_state["params"], state["ema_params"], step_size=1.0 - ema_decay
             )
+        finite = all_finite((stats["loss"], grads))
+        if skip_nonfinite:
+            new_state.update(jax.tree.map(lambda new, old: jnp.where(finite, new, old),
+                                          {k: v for k, v in new_state.items() if k != "step"},
+                                          {k: v for k, v in state.items() if k != "step"}))
+        stats["finite"] = finite
         stats["grad_norm"] = optax.tree.norm(grads)
         stats["lr"] = jnp.asarray(schedule(state["step"]), jnp.float32)
         return new_state, stats

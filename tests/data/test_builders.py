@@ -4,6 +4,7 @@ import pytest
 
 from jdeblur.data.builders import SKIMAGE_TEST, SKIMAGE_TRAIN, DatasetLayoutError, hash_bucket, hash_split
 from jdeblur.data.datasets import MemoryCache, load_dataset
+from jdeblur.data.paired_builders import gopro_pairs
 
 
 def records(source) -> dict[str, dict]:
@@ -124,6 +125,34 @@ def test_gopro_layout_errors(tmp_path, write_image):
         load_dataset("gopro", split="train", data_dir=tmp_path / "d3", manual_dir=tmp_path / "m2")
     with pytest.raises(ValueError, match="config"):
         load_dataset("gopro", split="train", data_dir=tmp_path / "d4", manual_dir=tmp_path / "m2", config="gamma")
+
+
+def test_gopro_pairs_names_the_folder_at_fault_before_any_build(tmp_path, write_image):
+    tree = make_gopro(tmp_path / "good", write_image)
+    pairs = gopro_pairs(tmp_path / "good", "blur_gamma")
+    assert {split: [name for name, _, _ in p] for split, p in pairs.items()} == {
+        split: sorted(name for s, name in tree if s == split) for split in ("train", "test")}
+    for split, split_pairs in pairs.items():
+        for name, blurred, sharp in split_pairs:
+            scene, frame = name.split("/")
+            assert blurred.parts[-4:] == (split, scene, "blur_gamma", f"{frame}.png")
+            assert sharp.parts[-4:] == (split, scene, "sharp", f"{frame}.png")
+    (tmp_path / "no_train" / "GOPRO_Large" / "test").mkdir(parents=True)
+    (tmp_path / "empty_train" / "train").mkdir(parents=True)
+    (tmp_path / "empty_scene" / "train" / "s" / "blur").mkdir(parents=True)
+    (tmp_path / "empty_scene" / "train" / "s" / "sharp").mkdir()
+    cases = {
+        "missing": (tmp_path / "missing", "manual_dir"),
+        "no_train": (tmp_path / "no_train" / "GOPRO_Large" / "train", "no folder"),
+        "empty_train": (tmp_path / "empty_train" / "train", "no scenes in"),
+        "empty_scene": (tmp_path / "empty_scene" / "train" / "s" / "blur", "no image files in"),
+    }
+    for case, (folder, problem) in cases.items():
+        with pytest.raises(DatasetLayoutError) as error:
+            gopro_pairs(tmp_path / case)
+        first, *layout = str(error.value).splitlines()
+        assert problem in first and str(folder) in first, case
+        assert layout[0] == "Expected layout:" and "train/<scene>/blur/*.png" in layout[1], case
 
 
 def test_paired_folder_flat_subfolders_and_list_files(tmp_path, write_image):

@@ -1,11 +1,13 @@
-"""Checkpoints: what is kept (latest K and the best by eval PSNR), what is restored, and which is best."""
+"""Checkpoints: what is kept (latest K and the best by eval PSNR), what is restored, which is best, and
+that a damaged checkpoint is detected and skipped."""
 import json
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
-from jdeblur.train.checkpoint import Checkpointer, best_step
+from jdeblur.train.checkpoint import Checkpointer, CorruptCheckpointError, best_step, state_checksums
 from jdeblur.train.parallel import make_mesh
 
 
@@ -42,3 +44,108 @@ def test_best_step_falls_back_to_latest_without_evaluations(tmp_path, rng):
     manager.close()
     assert best_step(tmp_path) == 2
     assert best_step(tmp_path / "missing") is None
+
+
+# --- integrity: every fault a disk or a kill can leave is detected, and the previous checkpoint used ---
+
+def numpy_checksum(leaf: np.ndarray) -> int:
+    """The checksum of ``state_checksums``, computed independently in numpy with Python integers."""
+    words = np.ascontiguousarray(leaf).reshape(-1).view(np.uint32).astype(object)
+    return int(sum(w * (2 * i + 1) for i, w in enumerate(words)) % 2**32)
+
+
+def test_state_checksums_equal_numpy_and_see_any_one_changed_word(rng):
+    state = {"params": {"w": rng.standard_normal((6, 7)).astype(np.float32)},
+             "step": np.int32(rng.integers(99))}
+    checksums = state_checksums(state)
+    assert checksums == {"['params']['w']": numpy_checksum(state["params"]["w"]),
+                         "['step']": numpy_checksum(state["step"])}
+    for _ in range(5):  # one random bit of one random word
+        changed = state["params"]["w"].copy()
+        bit = np.uint32(1 << int(rng.integers(32)))
+        changed.reshape(-1).view(np.uint32)[rng.integers(changed.size)] ^= bit
+        key = "['params']['w']"
+        assert state_checksums({**state, "params": {"w": changed}})[key] != checksums[key]
+
+
+def largest_array_file(folder):
+    return max((p for p in (folder / "state").rglob("*") if p.is_file() and p.parent.name == "d"),
+               key=lambda p: p.stat().st_size)
+
+
+def flip_middle_byte(path):
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+CORRUPTIONS = {
+    # Orbax reads this one back without complaint, as different numbers: only the checksums see it.
+    "flipped byte": (flip_middle_byte, "differ from the checksums"),
+    "truncated array file": (lambda p: p.write_bytes(p.read_bytes()[:p.stat().st_size // 3]), "unreadable"),
+    "deleted array file": (lambda p: p.unlink(), "unreadable"),
+}
+
+
+def save_three(tmp_path, rng, keep=3):
+    manager = Checkpointer(tmp_path, keep=keep, async_save=False)
+    saved = {}
+    for step in (1, 2, 3):
+        # Random floats do not compress: the array files hold the raw words, as real weights do.
+        saved[step] = {"params": {"w": jnp.asarray(rng.standard_normal(4096), jnp.float32)},
+                       "step": jnp.asarray(step, jnp.int32)}
+        manager.save(step, saved[step], {"next_index": step})
+    return manager, saved
+
+
+@pytest.mark.parametrize("corruption", CORRUPTIONS)
+# A failed read leaves orbax's reading coroutines to be closed by the garbage collector, noisily.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_corrupt_latest_checkpoint_falls_back_to_the_previous_with_a_warning(tmp_path, rng, corruption):
+    corrupt, problem = CORRUPTIONS[corruption]
+    manager, saved = save_three(tmp_path, rng)
+    corrupt(largest_array_file(manager.directory / "3"))
+    warnings = []
+    step, state, data_state = manager.restore_latest(jax.eval_shape(lambda: saved[3]), make_mesh(1),
+                                                     warn=warnings.append)
+    assert step == 2 and data_state == {"next_index": 2}
+    np.testing.assert_array_equal(state["params"]["w"], saved[2]["params"]["w"])
+    assert problem in warnings[0] and str(manager.directory / "3") in warnings[0]
+    assert "resuming from step 2" in warnings[-1]
+    # The bad one is kept aside for inspection, out of the way of the resumed run's save of step 3.
+    assert manager.steps() == [1, 2] and (manager.directory / "3.corrupt").is_dir()
+    manager.save(3, saved[3], {"next_index": 3})
+    assert manager.restore(3, jax.eval_shape(lambda: saved[3]), make_mesh(1))[1] == {"next_index": 3}
+    manager.close()
+
+
+def test_no_intact_checkpoint_is_an_error_that_renames_nothing(tmp_path, rng):
+    manager, saved = save_three(tmp_path, rng)
+    for step in (1, 2, 3):
+        flip_middle_byte(largest_array_file(manager.directory / str(step)))
+    with pytest.raises(CorruptCheckpointError, match="no checkpoint .* reads back intact"):
+        manager.restore_latest(jax.eval_shape(lambda: saved[3]), make_mesh(1), warn=lambda m: None)
+    assert manager.steps() == [1, 2, 3]
+    manager.close()
+    assert Checkpointer(tmp_path / "empty").restore_latest({}, make_mesh(1), warn=print) is None
+
+
+def test_a_checkpoint_is_removed_only_after_the_next_one_is_committed(tmp_path, rng, monkeypatch):
+    """keep=1: saving step 2 removes step 1, but orbax's deleter runs only once step 2 is complete."""
+    manager = Checkpointer(tmp_path, keep=1, async_save=True)
+    manager.save(1, state_at(1, rng), {})
+    manager.wait()
+    seen = []
+    deleter = manager.manager._checkpoint_deleter  # orbax's: the one place old steps are deleted
+    delete_steps = deleter.delete_steps
+
+    def spy(steps):
+        seen.append((list(steps), sorted(p.name for p in manager.directory.iterdir())))
+        return delete_steps(steps)
+
+    monkeypatch.setattr(deleter, "delete_steps", spy)
+    manager.save(2, state_at(2, rng), {})
+    manager.wait()
+    assert seen == [([1], ["1", "2"])]  # when 1 is deleted, 2 is there and no temporary folder is
+    assert manager.steps() == [2]
+    manager.close()

@@ -108,3 +108,15 @@ def test_another_seed_gives_other_metrics(tmp_path, data_dir, whole_run):
 def test_resume_with_another_config_is_refused(data_dir, whole_run):
     with pytest.raises(ValueError, match="train.steps"):
         loop.train_and_evaluate(tiny_config(data_dir, steps=3), whole_run)
+
+
+def test_forget_records_after_drops_later_steps_and_a_torn_line(tmp_path):
+    log = tmp_path / "metrics.jsonl"
+    records = [{"step": s, "loss": 1.0 / s} for s in (2, 4, 6)]
+    log.write_text("".join(json.dumps(r) + "\n" for r in records) + '{"step": 8, "lo')
+    loop.forget_records_after(log, 4)
+    assert [json.loads(line) for line in log.read_text().splitlines()] == records[:2]
+    loop.forget_records_after(log, 0)
+    assert log.read_text() == ""
+    loop.forget_records_after(tmp_path / "missing.jsonl", 3)
+    assert not (tmp_path / "missing.jsonl").exists()

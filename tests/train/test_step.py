@@ -34,13 +34,17 @@ def prepare(keys, batch):
     return sharp + noise, sharp
 
 
-def run(batches, *, devices, mode="shard_map", microbatches=1, seed=1, steps=3):
+def run(batches, *, devices, mode="shard_map", microbatches=1, seed=1, steps=3, skip_nonfinite=False,
+        on_step=lambda state: None):
+    """Trains ``steps`` steps on ``batches``; returns the final state and each step's metrics (on the host).
+
+    ``on_step`` sees the state (on the host) after each step."""
     params = MODEL.init(jax.random.key(0), jnp.zeros((1, 8, 8, 3)))["params"]
     tx = optax.adam(1e-2)
     mesh = parallel.make_mesh(devices)
     step_fn = steplib.make_train_step(
         apply_fn=apply_fn, loss_fn=loss_fn, tx=tx, schedule=optax.constant_schedule(1e-2),
-        prepare=prepare, microbatches=microbatches, ema_decay=0.5,
+        prepare=prepare, microbatches=microbatches, ema_decay=0.5, skip_nonfinite=skip_nonfinite,
     )
     train_step = parallel.parallelize(step_fn, mesh, mode)
     state = parallel.replicate(steplib.create_state(params, tx, ema=True), mesh)
@@ -48,6 +52,7 @@ def run(batches, *, devices, mode="shard_map", microbatches=1, seed=1, steps=3):
     for i in range(steps):
         state, stats = train_step(state, parallel.place_batch({"sharp": batches[i]}, mesh, mode), jax.random.key(seed))
         history.append(jax.device_get(stats))
+        on_step(jax.device_get(state))
     return jax.device_get(state), history
 
 

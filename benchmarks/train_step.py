@@ -1,0 +1,314 @@
+"""Training-step throughput against the machine's own peak: images/s, XLA FLOPs, GFLOP/s, % of peak.
+
+    python benchmarks/train_step.py [--cases quickstart unet-tiny ...] [--repeats 5] [--seconds 1.0]
+
+Each case is an experiment config (``experiments/*.py``, shrunk to CPU-sized patches where the
+recipe's are too large) whose train step is built as the trainer builds it: the model, loss,
+optimizer and ``prepare`` (on-device synthetic degradation, or the pairs' conversion for paired
+data) of ``jdeblur.train.loop``, ``make_train_step``, wrapped by ``parallel.parallelize`` (shard_map
+over one device, state donated). Batches are random uint8 images of the loader's shape (patch plus
+the blur's margin). FLOPs per step come from XLA's cost analysis of the compiled step, so they
+count what XLA runs (a multiply-add is 2 FLOPs), degradation included.
+
+The peak is measured in the same run: a 2048x2048 float32 matmul and a 3x3 convolution
+(64 -> 64 channels, 8x128x128, NHWC, ``lax.conv_general_dilated``). Every timed thing is compiled
+first, then the cases are timed in interleaved rounds (each round times every case once, for about
+``--seconds``), so that the machine's load, shared with other jobs, hits all of them alike; the
+figures are medians over ``--repeats`` rounds.
+
+``--degradation`` also times, for the quickstart, the on-device degradation alone (``prepare``
+jitted by itself) and the same step without it (the network fed already degraded inputs), and
+prints degradation / step.
+"""
+import argparse
+import os
+import statistics
+import sys
+import time
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from jdeblur import config as cfglib  # noqa: E402
+from jdeblur import losses  # noqa: E402
+from jdeblur.data.datasets import image_keys as dataset_image_keys  # noqa: E402
+from jdeblur.models import unet  # noqa: E402
+from jdeblur.train import loop, optim, parallel  # noqa: E402
+from jdeblur.train.step import make_train_step  # noqa: E402
+
+# name: (experiment spec, overrides). The GoPro recipes train on 256x256 patches in batches of 32
+# or more: here 64x64 and small batches, so that a CPU step takes about a second.
+CASES = {
+    "quickstart": ("quickstart", []),
+    "unet-tiny": ("quickstart:runlocal", []),
+    "unet-base": ("gopro_unet", ["data.patch_size=64", "train.global_batch=4"]),
+    "nafnet-tiny": ("gopro_nafnet:width32", ["model.variant=tiny", "model.kwargs.train_size=64",
+                                              "data.patch_size=64", "train.global_batch=4"]),
+    "nafnet-width32": ("gopro_nafnet:width32", ["model.kwargs.train_size=64", "data.patch_size=64",
+                                                 "train.global_batch=2"]),
+    # Not run by default: the quickstart recomputing each block's activations in the backward pass.
+    "quickstart-remat": ("quickstart", ["model.kwargs={'norm': 'none', 'activation': 'relu', "
+                                        "'upsample': 'transpose', 'remat': True}"]),
+}
+DEFAULT_CASES = ("quickstart", "unet-tiny", "unet-base", "nafnet-tiny", "nafnet-width32")
+MATMUL_SIDE = 2048
+CONV_SHAPE = (8, 128, 128, 64)  # N, H, W, C; 3x3 kernel, C -> C
+
+
+def flops_of(compiled) -> float:
+    analysis = compiled.cost_analysis()
+    # Older JAX returned one dict per device program; current JAX returns the dict.
+    analysis = analysis[0] if isinstance(analysis, (list, tuple)) else analysis
+    return float(analysis["flops"])
+
+
+class Timed:
+    """A compiled computation, how to call it repeatedly, its FLOPs per call and its timings."""
+
+    def __init__(self, name: str, compiled, args: tuple, *, images: int = 0, threads_state: bool = False):
+        self.name, self.compiled, self.args, self.images = name, compiled, args, images
+        self.threads_state = threads_state  # the first argument is donated and returned: feed it back
+        self.flops = flops_of(compiled)
+        self.seconds: list[float] = []
+        self.calls = 1
+
+    def call(self):
+        out = self.compiled(*self.args)
+        if self.threads_state:
+            self.args = (out[0], *self.args[1:])
+        return out
+
+    def calibrate(self, seconds: float) -> None:
+        """Warms up, then picks the number of calls per measurement that takes about ``seconds``."""
+        jax.block_until_ready(self.call())
+        start = time.perf_counter()
+        jax.block_until_ready(self.call())
+        self.calls = max(1, round(seconds / (time.perf_counter() - start)))
+
+    def measure(self) -> None:
+        start = time.perf_counter()
+        for _ in range(self.calls):
+            out = self.call()
+        jax.block_until_ready(out)
+        self.seconds.append((time.perf_counter() - start) / self.calls)
+
+    @property
+    def median_s(self) -> float:
+        return statistics.median(self.seconds)
+
+    @property
+    def gflops(self) -> float:
+        return self.flops / self.median_s / 1e9
+
+
+def peak_matmul() -> Timed:
+    a = jax.random.normal(jax.random.key(0), (MATMUL_SIDE, MATMUL_SIDE), jnp.float32)
+    compiled = jax.jit(jnp.matmul).lower(a, a).compile()
+    return Timed(f"matmul {MATMUL_SIDE}x{MATMUL_SIDE} f32", compiled, (a, a))
+
+
+def conv3x3(x, w):
+    return jax.lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+def peak_conv(shape=CONV_SHAPE) -> Timed:
+    n, h, w, c = shape
+    x = jax.random.normal(jax.random.key(1), shape, jnp.float32)
+    kernel = jax.random.normal(jax.random.key(2), (3, 3, c, c), jnp.float32) / (3 * c**0.5)
+    compiled = jax.jit(conv3x3).lower(x, kernel).compile()
+    return Timed(f"conv 3x3 {c}->{c}, {n}x{h}x{w}", compiled, (x, kernel))
+
+
+def load_case(name: str):
+    spec, overrides = CASES[name]
+    return cfglib.load_config(spec, overrides)
+
+
+def random_batch(config, rng: np.random.Generator) -> dict:
+    """A batch as the loader delivers it: uint8 patches plus the blur's margin on each side."""
+    side = config.data.patch_size + 2 * loop.input_margin(config)
+    shape = (config.train.global_batch, side, side, 3)
+    return {k: rng.integers(0, 256, shape, dtype=np.uint8) for k in dataset_image_keys(config.data.name)}
+
+
+class Patch2x2Conv(nn.Module):
+    """``nn.Conv(features, (2, 2), strides=2, padding='VALID')`` or the ``nn.ConvTranspose`` of the
+    same, written as one matrix product per 2x2 block, with the same parameters (names, shapes,
+    initialisation and values mean the same function).
+
+    XLA:CPU runs the kernel gradient of a stride-2 transposed convolution as a convolution with a
+    dilated window over the whole feature map, in its generic loop rather than a library kernel: in
+    the quickstart's step those of its three up-convolutions took a third of the time (profile in
+    benchmarks/README.md). As ``dot_general``s, forward and both gradients are matrix products.
+    """
+
+    features: int
+    transpose: bool = False
+
+    @nn.compact
+    def __call__(self, x):
+        n, h, w, c = x.shape
+        kernel = self.param("kernel", nn.initializers.lecun_normal(), (2, 2, c, self.features))
+        bias = self.param("bias", nn.initializers.zeros, (self.features,))
+        if self.transpose:
+            # lax.conv_transpose, VALID, stride 2: output pixel (2h + i, 2w + j) takes kernel[1 - i, 1 - j].
+            y = jnp.einsum("nhwc,ijco->nhiwjo", x, kernel[::-1, ::-1])
+            return y.reshape(n, 2 * h, 2 * w, self.features) + bias
+        blocks = x.reshape(n, h // 2, 2, w // 2, 2, c)
+        return jnp.einsum("nhiwjc,ijco->nhwo", blocks, kernel) + bias
+
+
+class MatmulUpsamplingUNet(unet.UNet):
+    """The U-Net with its transposed up-convolutions as ``Patch2x2Conv``."""
+
+    def _up(self, x, name: str):
+        if self.upsample != "transpose":
+            return super()._up(x, name)
+        return Patch2x2Conv(x.shape[-1] // 2, transpose=True, name=name)(x)
+
+
+class MatmulResamplingUNet(MatmulUpsamplingUNet):
+    """The U-Net with its strided down- and transposed up-convolutions as ``Patch2x2Conv``."""
+
+    def _down(self, x, name: str):
+        if self.downsample != "strided":
+            return super()._down(x, name)
+        return Patch2x2Conv(2 * x.shape[-1], name=name)(x)
+
+
+def matmul_resampling_model(config, variant_cls=MatmulResamplingUNet):
+    """``variant_cls`` with the fields of the config's U-Net; checks that it computes the same."""
+    model = loop.build_model(config)
+    fields = {f: getattr(model, f) for f in model.__dataclass_fields__ if f not in ("parent", "name")}
+    variant = variant_cls(**fields)
+    x = jax.random.uniform(jax.random.key(3), (2, 32, 32, 3))
+    params = model.init(jax.random.key(4), x)["params"]
+    # Zero-initialised last convolutions would hide a difference: give every parameter a value.
+    params = jax.tree.map(lambda p: jax.random.normal(jax.random.key(5), p.shape) * 0.1, params)
+    expected = model.apply({"params": params}, x)
+    error = np.max(np.abs(expected - variant.apply({"params": params}, x))) / np.max(np.abs(expected))
+    assert error < 1e-5, f"the variant computes something else (relative difference {error})"
+    return variant
+
+
+def build_step(config, mesh, *, prepare=None, model=None, donate: bool = True):
+    """The trainer's step for ``config`` (``prepare`` or ``model`` replaced if given) over ``mesh``."""
+    model = model if model is not None else loop.build_model(config)
+    tx, schedule = optim.make_optimizer(config.optim, config.train.steps)
+    step_fn = make_train_step(
+        apply_fn=lambda params, x: model.apply({"params": params}, x),
+        loss_fn=losses.make_loss(config.loss), tx=tx, schedule=schedule,
+        prepare=prepare or loop.make_prepare(config), microbatches=config.train.microbatches,
+        ema_decay=config.train.ema_decay, skip_nonfinite=config.train.nonfinite == "skip",
+    )
+    train_step = parallel.parallelize(step_fn, mesh, config.train.parallel)
+    if not donate:
+        train_step = jax.jit(train_step.__wrapped__)  # the same shard_map, without donation
+    state = parallel.replicate(loop.initial_state(config, model, tx, jax.random.key(0)), mesh)
+    return train_step, state
+
+
+def step_case(name: str, config, mesh, batch: dict, **kw) -> Timed:
+    train_step, state = build_step(config, mesh, **kw)
+    placed = parallel.place_batch(batch, mesh, config.train.parallel)
+    key = jax.random.key(1)
+    compiled = train_step.lower(state, placed, key).compile()
+    return Timed(name, compiled, (state, placed, key), images=config.train.global_batch, threads_state=True)
+
+
+def per_image_keys(key, count: int):
+    """The step's per-image keys at step 0 on one device (``step.image_keys`` without the mesh axis)."""
+    return jax.vmap(jax.random.fold_in, in_axes=(None, 0))(jax.random.fold_in(key, 0), jnp.arange(count))
+
+
+def degradation_cases(config, mesh, batch: dict) -> list[Timed]:
+    """The quickstart's degradation alone, and its step without degradation (inputs given degraded)."""
+    prepare = loop.make_prepare(config)
+    key = jax.random.key(1)
+    keys = per_image_keys(key, config.train.global_batch)
+    sharp = jnp.asarray(batch["sharp"])
+    alone = Timed("degradation alone (prepare)", jax.jit(prepare).lower(keys, {"sharp": sharp}).compile(),
+                  (keys, {"sharp": sharp}))
+    blurred, target = jax.jit(prepare)(keys, {"sharp": sharp})
+    pairs = {k: np.asarray(v * 255).astype(np.uint8) for k, v in (("blurred", blurred), ("sharp", target))}
+
+    def prepare_pairs(keys, batch):
+        del keys
+        return batch["blurred"].astype(jnp.float32) / 255.0, batch["sharp"].astype(jnp.float32) / 255.0
+
+    without = step_case("quickstart step without degradation", config, mesh, pairs, prepare=prepare_pairs)
+    return [alone, without]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", nargs="*", default=list(DEFAULT_CASES), choices=list(CASES))
+    parser.add_argument("--repeats", type=int, default=5, help="interleaved rounds; medians over them")
+    parser.add_argument("--seconds", type=float, default=1.0, help="about this long per measurement")
+    parser.add_argument("--degradation", action="store_true", help="also time the quickstart's degradation")
+    parser.add_argument("--no-donation", action="store_true",
+                        help="also time the quickstart without donation")
+    parser.add_argument("--matmul-resampling", action="store_true",
+                        help="also time the quickstart with its 2x2 stride-2 (transposed) convolutions "
+                             "as matrix products")
+    args = parser.parse_args()
+
+    mesh = parallel.make_mesh(1)
+    rng = np.random.default_rng(0)
+    peaks = [peak_matmul(), peak_conv()]
+    steps, extra = [], []
+    for name in args.cases:
+        config = load_case(name)
+        start = time.perf_counter()
+        steps.append(step_case(name, config, mesh, random_batch(config, rng)))
+        print(f"compiled {name} in {time.perf_counter() - start:.1f} s", flush=True)
+    if args.degradation or args.no_donation or args.matmul_resampling:
+        config = load_case("quickstart")
+        batch = random_batch(config, rng)
+        if args.degradation:
+            extra += degradation_cases(config, mesh, batch)
+        if args.no_donation:
+            extra.append(step_case("quickstart without donation", config, mesh, batch, donate=False))
+        if args.matmul_resampling:
+            extra.append(step_case("quickstart, up-convolutions as matmuls", config, mesh, batch,
+                                   model=matmul_resampling_model(config, MatmulUpsamplingUNet)))
+            extra.append(step_case("quickstart, up- and down-convolutions as matmuls", config, mesh, batch,
+                                   model=matmul_resampling_model(config)))
+    timed = peaks + steps + extra
+    for t in timed:
+        t.calibrate(args.seconds)
+    for _ in range(args.repeats):
+        for t in timed:
+            t.measure()
+
+    print(f"\n{jax.devices()[0].device_kind} ({os.cpu_count()} CPUs), jax {jax.__version__}, "
+          f"median of {args.repeats} interleaved rounds; load average {os.getloadavg()[0]:.1f}")
+    for p in peaks:
+        print(f"peak  {p.name:32s} {p.median_s * 1e3:8.1f} ms  {p.flops / 1e9:7.2f} GFLOP  "
+              f"{p.gflops:6.1f} GFLOP/s")
+    conv_peak = peaks[1].gflops
+    print("\n| case | config | batch | ms/step | images/s | GFLOP/step (XLA) | GFLOP/s | of matmul peak "
+          "| of conv peak |")
+    print("|---|---|---|---:|---:|---:|---:|---:|---:|")
+    for t in steps + [e for e in extra if e.images]:
+        spec, overrides = CASES.get(t.name, CASES["quickstart"])
+        print(f"| {t.name} | {spec} {' '.join(overrides)} | {t.images} | {t.median_s * 1e3:.0f} | "
+              f"{t.images / t.median_s:.1f} | {t.flops / 1e9:.2f} | {t.gflops:.1f} | "
+              f"{t.gflops / peaks[0].gflops:.0%} | {t.gflops / conv_peak:.0%} |")
+    by_name = {t.name: t for t in timed}
+    if args.degradation and "quickstart" in by_name:
+        step, alone = by_name["quickstart"], by_name["degradation alone (prepare)"]
+        without = by_name["quickstart step without degradation"]
+        print(f"\ndegradation alone: {alone.median_s * 1e3:.1f} ms ({alone.flops / 1e9:.3f} GFLOP); "
+              f"step {step.median_s * 1e3:.1f} ms; step without degradation {without.median_s * 1e3:.1f} ms")
+        print(f"degradation / step = {alone.median_s / step.median_s:.1%} (alone); "
+              f"{1 - without.median_s / step.median_s:.1%} (step minus step without it)")
+    if "quickstart" in by_name:
+        print(f"quickstart step / conv peak = {by_name['quickstart'].gflops / conv_peak:.0%} (target >= 50%)")
+
+
+if __name__ == "__main__":
+    main()

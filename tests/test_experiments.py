@@ -1,0 +1,103 @@
+"""Every experiment file: the launch commands of its docstring, its declared sweep, and its runlocal
+variant trained end to end through ``launch.py`` (a subprocess, as a user runs it).
+
+The subprocesses share the session's data folder and JAX compilation cache (tests/conftest.py), so
+runs of one model and step (the quickstart-derived ablations) compile it once. A sweep through
+``launch.py sweep`` and ``report`` is tested once, in tests/test_launch.py (tiny_sweep).
+"""
+import json
+import math
+import shlex
+
+import pytest
+
+import launch
+from jdeblur import config as cfglib
+from jdeblur import sweep
+from tests.data.test_builders import make_gopro
+from tests.test_launch import assert_usage_error, launch_py
+
+EXPERIMENTS = cfglib.list_experiments()
+# Trained through launch.py by tests/test_launch.py already, so not run twice (12 s or more a run):
+# quickstart:runlocal is its `trained` fixture, and its sweep test makes every run of tiny_sweep.
+RUN_ELSEWHERE = {"quickstart", "tiny_sweep"}
+# The sweep that tests the sweep machinery in two seeds; every other declared sweep has three.
+TWO_SEED_SWEEPS = {"tiny_sweep"}
+GOPRO = {"gopro_nafnet", "gopro_unet"}  # real pairs: need a GOPRO_Large tree (manual_dir)
+GOPRO_SCENES = (("train", "GOPR0372_07_00", 2), ("train", "GOPR0374_11_00", 2), ("test", "GOPR0384_11_00", 1))
+
+
+def docstring_commands(text: str) -> list[list[str]]:
+    """The ``python launch.py ...`` commands of a docstring, backslash continuations joined."""
+    lines = text.replace("\\\n", " ").splitlines()
+    commands = [line.split("#")[0] for line in lines if line.strip().startswith("python launch.py")]
+    return [shlex.split(command)[2:] for command in commands]
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_docstring_commands_and_declared_sweep(name, data_dir):
+    module, _, _ = cfglib.load_experiment(name)
+    assert module.__doc__ and "Goal:" in module.__doc__, f"{name}: the docstring states no goal"
+    commands = {}
+    for argv in docstring_commands(module.__doc__):  # each parses, names this experiment, and loads
+        args, overrides = launch.parse_command_line(argv)
+        if args.command in ("train", "sweep"):
+            assert cfglib.resolve_experiment(args.config)[0].stem == name, argv
+            cfglib.load_config(args.config, overrides)
+        commands.setdefault(args.command, []).append(args)
+    assert "train" in commands or "sweep" in commands, f"{name}: the docstring gives no launch command"
+    if not hasattr(module, "get_sweep"):
+        return
+    assert {"sweep", "report"} <= set(commands) and any(a.dry_run for a in commands["sweep"]), \
+        f"{name}: the docstring lacks the sweep, its --dry-run or the report command"
+    for spec in [name] + ([] if name in RUN_ELSEWHERE else [f"{name}:runlocal"]):
+        # Every point's config loads and validates, as launch.py sweep checks them before training.
+        runs = sweep.load_sweep(spec, extra_overrides=[f"data.data_dir={data_dir}"],
+                                validate=launch.validate_config)
+        assert len({r.name for r in runs}) == len(runs), f"{spec}: two runs share a workdir"
+        seeds = {point: sorted(r.seed for r in runs if r.point == point) for point in {r.point for r in runs}}
+        assert len(seeds) >= 2 and len({tuple(s) for s in seeds.values()}) == 1, f"{spec}: {seeds}"
+        if spec == name:
+            expected = [0, 1] if name in TWO_SEED_SWEEPS else [0, 1, 2]
+            assert all(s == expected for s in seeds.values()), f"{spec}: expected seeds {expected}: {seeds}"
+
+
+@pytest.fixture
+def gopro_tree(tmp_path, write_image):
+    """A tiny fake GOPRO_Large tree (random 40x48 frames): two train scenes, one test pair."""
+    make_gopro(tmp_path / "gopro", write_image, scenes=GOPRO_SCENES)
+    return tmp_path / "gopro"
+
+
+def finite_metrics(table: dict) -> bool:
+    return all(math.isfinite(v) for metrics in table.values() for v in metrics.values())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", [e for e in EXPERIMENTS if e not in RUN_ELSEWHERE])
+def test_runlocal_trains_end_to_end(name, env, data_dir, tmp_path, request):
+    extra = [f"--config.data.manual_dir={request.getfixturevalue('gopro_tree')}"] if name in GOPRO else []
+    workdir = tmp_path / "run"
+    result = launch_py(env, "train", "--config", f"experiments/{name}.py:runlocal", "--workdir", workdir,
+                       f"--config.data.data_dir={data_dir}", *extra, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    config = json.loads((workdir / "config.json").read_text())
+    final = json.loads((workdir / "final.json").read_text())
+    assert final["step"] == config["train"]["steps"] and "model" in final["results"]
+    assert finite_metrics(final["results"]) and all(finite_metrics(t) for t in final["by_family"].values())
+    if name in GOPRO:  # real pairs: no kernel, so no classical baseline and no family
+        assert set(final["results"]) == {"blurred", "model"} and final["by_family"] == {}
+    families = config["eval"].get("blur_families")  # every test image scored under each of them
+    if families:
+        assert sorted(final["by_family"]) == sorted(families)
+
+
+@pytest.mark.slow
+def test_gopro_tree_without_train_split_fails_before_anything_is_written(env, tmp_path, write_image):
+    make_gopro(tmp_path / "gopro", write_image, scenes=GOPRO_SCENES[-1:])  # test/ only
+    result = launch_py(env, "train", "--config", "experiments/gopro_unet.py:runlocal",
+                       "--workdir", tmp_path / "run", f"--config.data.data_dir={tmp_path / 'tfds'}",
+                       f"--config.data.manual_dir={tmp_path / 'gopro'}", timeout=120)
+    missing = tmp_path / "gopro" / "GOPRO_Large" / "train"
+    assert_usage_error(result, f"no folder {missing}", "Expected layout:", "GOPRO_Large/]train/<scene>/blur/*.png")
+    assert not (tmp_path / "run").exists() and not (tmp_path / "tfds").exists()
