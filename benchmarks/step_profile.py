@@ -1,6 +1,6 @@
 """Where a train step's time goes: its XLA operations ranked by time, from a profiler trace.
 
-    python benchmarks/step_profile.py [--case quickstart] [--steps 3] [--top 15] [--matmul-resampling]
+    python benchmarks/step_profile.py [--case quickstart] [--steps 3] [--top 15] [--conv-transpose]
 
 Builds the step of a ``benchmarks/train_step.py`` case (the trainer's step, compiled once), runs
 ``--steps`` steps under ``jax.profiler.trace`` and reads the Perfetto trace it writes: XLA:CPU
@@ -23,7 +23,7 @@ import jax
 import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from train_step import CASES, load_case, matmul_resampling_model, random_batch, step_case  # noqa: E402
+from train_step import CASES, flax_conv_transpose_model, load_case, random_batch, step_case  # noqa: E402
 from jdeblur.train import parallel  # noqa: E402
 
 
@@ -55,11 +55,12 @@ def main():
     parser.add_argument("--case", default="quickstart", choices=list(CASES))
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--top", type=int, default=15)
-    parser.add_argument("--matmul-resampling", action="store_true", help="the U-Net variant of train_step.py")
+    parser.add_argument("--conv-transpose", action="store_true",
+                        help="the U-Net with Flax's nn.ConvTranspose up-convolutions (train_step.py)")
     args = parser.parse_args()
 
     config = load_case(args.case)
-    model = matmul_resampling_model(config) if args.matmul_resampling else None
+    model = flax_conv_transpose_model(config) if args.conv_transpose else None
     batch = random_batch(config, np.random.default_rng(0))
     timed = step_case(args.case, config, parallel.make_mesh(1), batch, model=model)
     for _ in range(2):
@@ -71,7 +72,7 @@ def main():
         if e["name"] in sources:
             per_op[e["name"]] += e["dur"] / 1e3 / args.steps  # microseconds -> ms per step
     step_ms = sum(e["dur"] for e in events if e["name"] == "ThunkExecutor::Execute") / 1e3 / args.steps
-    print(f"{args.case}{' (resampling as matmuls)' if model else ''}: {len(per_op)} operations timed, "
+    print(f"{args.case}{' (nn.ConvTranspose)' if model else ''}: {len(per_op)} operations timed, "
           f"{sum(per_op.values()):.0f} ms of operations per step; ThunkExecutor::Execute {step_ms:.0f} ms")
     for name, ms in per_op.most_common(args.top):
         print(f"{ms:8.1f} ms {ms / step_ms:6.1%}  {name:34s} {sources[name][:150]}")

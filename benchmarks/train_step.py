@@ -134,56 +134,22 @@ def random_batch(config, rng: np.random.Generator) -> dict:
     return {k: rng.integers(0, 256, shape, dtype=np.uint8) for k in dataset_image_keys(config.data.name)}
 
 
-class Patch2x2Conv(nn.Module):
-    """``nn.Conv(features, (2, 2), strides=2, padding='VALID')`` or the ``nn.ConvTranspose`` of the
-    same, written as one matrix product per 2x2 block, with the same parameters (names, shapes,
-    initialisation and values mean the same function).
-
-    XLA:CPU runs the kernel gradient of a stride-2 transposed convolution as a convolution with a
-    dilated window over the whole feature map, in its generic loop rather than a library kernel: in
-    the quickstart's step those of its three up-convolutions took a third of the time (profile in
-    benchmarks/README.md). As ``dot_general``s, forward and both gradients are matrix products.
-    """
-
-    features: int
-    transpose: bool = False
-
-    @nn.compact
-    def __call__(self, x):
-        n, h, w, c = x.shape
-        kernel = self.param("kernel", nn.initializers.lecun_normal(), (2, 2, c, self.features))
-        bias = self.param("bias", nn.initializers.zeros, (self.features,))
-        if self.transpose:
-            # lax.conv_transpose, VALID, stride 2: output pixel (2h + i, 2w + j) takes kernel[1 - i, 1 - j].
-            y = jnp.einsum("nhwc,ijco->nhiwjo", x, kernel[::-1, ::-1])
-            return y.reshape(n, 2 * h, 2 * w, self.features) + bias
-        blocks = x.reshape(n, h // 2, 2, w // 2, 2, c)
-        return jnp.einsum("nhiwjc,ijco->nhwo", blocks, kernel) + bias
-
-
-class MatmulUpsamplingUNet(unet.UNet):
-    """The U-Net with its transposed up-convolutions as ``Patch2x2Conv``."""
+class FlaxConvTransposeUNet(unet.UNet):
+    """The U-Net with its up-convolutions as Flax's ``nn.ConvTranspose`` (jdeblur's before the
+    ``TransposeConv2x2`` rewrite): the reference that ``--conv-transpose`` times side by side."""
 
     def _up(self, x, name: str):
         if self.upsample != "transpose":
             return super()._up(x, name)
-        return Patch2x2Conv(x.shape[-1] // 2, transpose=True, name=name)(x)
+        return nn.ConvTranspose(x.shape[-1] // 2, (2, 2), strides=(2, 2), padding="VALID", dtype=self.dtype,
+                                param_dtype=self.param_dtype, name=name)(x)
 
 
-class MatmulResamplingUNet(MatmulUpsamplingUNet):
-    """The U-Net with its strided down- and transposed up-convolutions as ``Patch2x2Conv``."""
-
-    def _down(self, x, name: str):
-        if self.downsample != "strided":
-            return super()._down(x, name)
-        return Patch2x2Conv(2 * x.shape[-1], name=name)(x)
-
-
-def matmul_resampling_model(config, variant_cls=MatmulResamplingUNet):
-    """``variant_cls`` with the fields of the config's U-Net; checks that it computes the same."""
+def flax_conv_transpose_model(config):
+    """``FlaxConvTransposeUNet`` with the fields of the config's U-Net; checks that it computes the same."""
     model = loop.build_model(config)
     fields = {f: getattr(model, f) for f in model.__dataclass_fields__ if f not in ("parent", "name")}
-    variant = variant_cls(**fields)
+    variant = FlaxConvTransposeUNet(**fields)
     x = jax.random.uniform(jax.random.key(3), (2, 32, 32, 3))
     params = model.init(jax.random.key(4), x)["params"]
     # Zero-initialised last convolutions would hide a difference: give every parameter a value.
@@ -251,9 +217,9 @@ def main():
     parser.add_argument("--degradation", action="store_true", help="also time the quickstart's degradation")
     parser.add_argument("--no-donation", action="store_true",
                         help="also time the quickstart without donation")
-    parser.add_argument("--matmul-resampling", action="store_true",
-                        help="also time the quickstart with its 2x2 stride-2 (transposed) convolutions "
-                             "as matrix products")
+    parser.add_argument("--conv-transpose", action="store_true",
+                        help="also time the quickstart with Flax's nn.ConvTranspose up-convolutions "
+                             "(before jdeblur's TransposeConv2x2)")
     args = parser.parse_args()
 
     mesh = parallel.make_mesh(1)
@@ -265,18 +231,16 @@ def main():
         start = time.perf_counter()
         steps.append(step_case(name, config, mesh, random_batch(config, rng)))
         print(f"compiled {name} in {time.perf_counter() - start:.1f} s", flush=True)
-    if args.degradation or args.no_donation or args.matmul_resampling:
+    if args.degradation or args.no_donation or args.conv_transpose:
         config = load_case("quickstart")
         batch = random_batch(config, rng)
         if args.degradation:
             extra += degradation_cases(config, mesh, batch)
         if args.no_donation:
             extra.append(step_case("quickstart without donation", config, mesh, batch, donate=False))
-        if args.matmul_resampling:
-            extra.append(step_case("quickstart, up-convolutions as matmuls", config, mesh, batch,
-                                   model=matmul_resampling_model(config, MatmulUpsamplingUNet)))
-            extra.append(step_case("quickstart, up- and down-convolutions as matmuls", config, mesh, batch,
-                                   model=matmul_resampling_model(config)))
+        if args.conv_transpose:
+            extra.append(step_case("quickstart, nn.ConvTranspose up-convolutions", config, mesh, batch,
+                                   model=flax_conv_transpose_model(config)))
     timed = peaks + steps + extra
     for t in timed:
         t.calibrate(args.seconds)

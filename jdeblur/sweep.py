@@ -29,7 +29,7 @@ import subprocess
 import sys
 
 from jdeblur import config as cfglib
-from jdeblur.atomic import write_json
+from jdeblur.atomic import replacing, write_json, write_text
 
 FINAL = "final.json"
 POINT = "point.json"
@@ -258,9 +258,9 @@ def write_report(root) -> dict[str, pathlib.Path]:
         lines += ["", f"Blur family `{family}` (seeds: the runs whose test images included it):", ""]
         lines += _table_lines(rows, family_prefix(family))
     paths = {"md": root / "report.md", "csv": root / "report.csv", "png": root / "report.png"}
-    paths["md"].write_text("\n".join(lines) + "\n")
+    write_text(paths["md"], "\n".join(lines) + "\n")
     fields = list(dict.fromkeys(c for row in rows for c in row))
-    with paths["csv"].open("w", newline="") as f:
+    with replacing(paths["csv"]) as tmp, tmp.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=fields + ["convention"])
         writer.writeheader()
         for row in rows:
@@ -289,5 +289,6 @@ def _plot(rows: list[dict], convention: str, path: pathlib.Path) -> None:
     ax.set(ylabel=f"PSNR (dB, {convention})", title="mean ± std over seeds")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    with replacing(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)

@@ -64,3 +64,33 @@ def env(tmp_path_factory):
 def data_dir(tmp_path_factory):
     """The built datasets shared by the ``launch.py`` subprocesses of the session."""
     return tmp_path_factory.mktemp("tfds")
+
+
+@pytest.fixture
+def small_degrade_config():
+    """Small kernels of three families and Gaussian noise, so that compiling stays quick."""
+    from jdeblur.physics.degrade import default_degrade_config
+
+    cfg = default_degrade_config()
+    cfg.blur.size = 7
+    cfg.blur.families = ("gaussian", "disk", "linear_motion")
+    cfg.blur.weights = (1.0, 1.0, 1.0)
+    cfg.blur.disk.radius = (1.0, 3.0)
+    cfg.blur.linear_motion.length = (3.0, 7.0)
+    cfg.noise.kind = "gaussian"
+    cfg.noise.sigma = (0.01, 0.03)
+    return cfg
+
+
+@pytest.fixture
+def folder_config(tmp_path, write_image, rng):
+    """The data config of an ``image_folder`` dataset: three mid-grey 20x24 test photos, one train photo."""
+    from jdeblur.data.pipeline import default_data_config
+
+    for i in range(3):  # one shape: one compilation of the degradation
+        mid_grey = rng.integers(64, 192, (20, 24, 3), dtype=np.uint8)
+        write_image(tmp_path / "photos" / "test" / f"img{i}.png", image=mid_grey)
+    write_image(tmp_path / "photos" / "train" / "t.png")
+    cfg = default_data_config()
+    cfg.name, cfg.data_dir, cfg.manual_dir = "image_folder", str(tmp_path / "data"), str(tmp_path / "photos")
+    return cfg

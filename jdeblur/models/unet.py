@@ -27,6 +27,7 @@ from jdeblur.models.layers import (
     maybe_remat,
     pixel_shuffle,
     pixel_unshuffle,
+    TransposeConv2x2,
 )
 from jdeblur.models.registry import build_variant
 
@@ -145,8 +146,7 @@ class UNet(nn.Module):
     def _up(self, x, name: str):
         channels = x.shape[-1] // 2
         if self.upsample == "transpose":
-            return nn.ConvTranspose(channels, (2, 2), strides=(2, 2), padding="VALID", dtype=self.dtype,
-                                    param_dtype=self.param_dtype, name=name)(x)
+            return TransposeConv2x2(channels, dtype=self.dtype, param_dtype=self.param_dtype, name=name)(x)
         if self.upsample == "pixel_shuffle":
             return pixel_shuffle(self._conv(4 * channels, (3, 3), name)(x), 2)
         x = jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)

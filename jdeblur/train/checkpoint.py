@@ -25,6 +25,8 @@ import orbax.checkpoint as ocp
 from jax.sharding import NamedSharding, PartitionSpec as P
 from orbax.checkpoint import checkpoint_managers as policies
 
+from jdeblur.train.logger import read_jsonl
+
 BEST_METRIC = "psnr"
 INTEGRITY = "integrity"  # the checkpoint item holding the checksums
 
@@ -185,10 +187,8 @@ def best_step(workdir) -> int | None:
     workdir = pathlib.Path(workdir)
     directory = workdir / "checkpoints"
     available = {int(p.name) for p in directory.glob("*") if p.name.isdigit()} if directory.is_dir() else set()
-    history = workdir / "eval.jsonl"
-    if history.is_file():
-        records = [json.loads(line) for line in history.read_text().splitlines() if line.strip()]
-        scored = [(r["model"][BEST_METRIC], r["step"]) for r in records if r["step"] in available]
-        if scored:
-            return max(scored)[1]
+    scored = [(r["model"][BEST_METRIC], r["step"]) for r in read_jsonl(workdir / "eval.jsonl")
+              if r["step"] in available]
+    if scored:
+        return max(scored)[1]
     return max(available) if available else None

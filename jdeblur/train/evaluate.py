@@ -22,6 +22,7 @@ import jax
 import numpy as np
 
 from jdeblur import infer, metrics
+from jdeblur.atomic import replacing, write_json, write_text
 from jdeblur.physics.kernel_mixture import FAMILIES
 from jdeblur.restore.fourier import wiener
 from jdeblur.restore.richardson_lucy import richardson_lucy
@@ -82,13 +83,15 @@ def cached_baseline_scores(items, eval_cfg, convention, cache_path: pathlib.Path
         "rl_iterations": int(eval_cfg.rl_iterations),
         "fingerprint": float(sum(float(np.asarray(item["blurred"], np.float64).sum()) for item in items)),
     }
-    if cache_path.is_file():
+    try:
         cached = json.loads(cache_path.read_text())
         if cached.get("key") == key:
             return cached["scores"]
+    except (OSError, ValueError, AttributeError):
+        pass  # no cache yet, or an unreadable one: it is only a cache, computed again below
     scores = baseline_scores(items, eval_cfg, convention)
     if jax.process_index() == 0:
-        cache_path.write_text(json.dumps({"key": key, "scores": scores}))
+        write_json(cache_path, {"key": key, "scores": scores})
     return scores
 
 
@@ -208,9 +211,9 @@ def write_table(table: dict, convention: str, path_stem: pathlib.Path, *, title:
     import csv
 
     md = path_stem.with_suffix(".md")
-    md.write_text(format_table(table, convention, title=title) + "\n")
+    write_text(md, format_table(table, convention, title=title) + "\n")
     csv_path = path_stem.with_suffix(".csv")
-    with csv_path.open("w", newline="") as f:
+    with replacing(csv_path) as tmp, tmp.open("w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["method", "psnr", "ssim", "convention"])
         for method, values in table.items():

@@ -10,6 +10,8 @@ import pathlib
 import jax
 import tqdm
 
+from jdeblur.atomic import replacing
+
 
 class MetricLogger:
     """Writes per-step training and evaluation records of one run under ``workdir``."""
@@ -78,11 +80,23 @@ class MetricLogger:
 
 
 def read_jsonl(path) -> list[dict]:
-    """The records of a JSON-lines file (empty if it does not exist)."""
+    """The records of a JSON-lines file (empty if it does not exist).
+
+    A last line that does not parse is skipped: records are appended, so only the last one can
+    have been torn, by a kill in mid-write. Anywhere else, a bad line is an error.
+    """
     path = pathlib.Path(path)
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    records = []
+    for number, line in enumerate(lines, 1):
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as e:
+            if number < len(lines):
+                raise ValueError(f"{path}, line {number}: expected a JSON record ({e})") from None
+    return records
 
 
 def plot_curves(workdir) -> pathlib.Path | None:
@@ -114,6 +128,7 @@ def plot_curves(workdir) -> pathlib.Path | None:
         ax.grid(alpha=0.3)
     fig.tight_layout()
     out = workdir / "curves.png"
-    fig.savefig(out, dpi=100)
+    with replacing(out) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)
     return out

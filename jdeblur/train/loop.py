@@ -32,7 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jdeblur import losses
-from jdeblur.atomic import write_json
+from jdeblur.atomic import write_json, write_text
 from jdeblur.data.datasets import PAIRED
 from jdeblur.data.pipeline import device_prefetch, make_train_loader
 from jdeblur.models.registry import get_model
@@ -40,7 +40,7 @@ from jdeblur.physics.degrade import degrade, sharp_target
 from jdeblur.train import evaluate as evaluation
 from jdeblur.train import optim, parallel, provenance
 from jdeblur.train.checkpoint import Checkpointer
-from jdeblur.train.logger import MetricLogger, plot_curves
+from jdeblur.train.logger import MetricLogger, plot_curves, read_jsonl
 from jdeblur.train.step import create_state, make_train_step
 
 FINAL = "final.json"
@@ -60,19 +60,9 @@ def fault_hook(point: str, step: int) -> None:
 
 
 def forget_records_after(path: pathlib.Path, step: int) -> None:
-    """Drops the records of steps after ``step`` from a JSON-lines log, and any line a kill tore."""
-    if not path.is_file():
-        return
-    kept = []
-    for line in path.read_text().splitlines():
-        try:
-            if json.loads(line)["step"] <= step:
-                kept.append(line + "\n")
-        except (json.JSONDecodeError, KeyError, TypeError):
-            continue  # torn by a kill in mid-write
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text("".join(kept))
-    tmp.replace(path)
+    """Drops the records of steps after ``step`` from a JSON-lines log, and a last line a kill tore."""
+    if path.is_file():
+        write_text(path, "".join(json.dumps(r) + "\n" for r in read_jsonl(path) if r["step"] <= step))
 
 
 def nonfinite_steps(stats: list[dict], last_step: int) -> list[int]:

@@ -58,16 +58,12 @@ def record_run(config, workdir: pathlib.Path) -> None:
     path = workdir / "config.json"
     current = config_dict(config)
     if path.is_file():
-        saved = json.loads(path.read_text())
-        if saved != current:
-            flat_saved = cfglib.to_overrides(_as_config(saved))
-            flat_current = cfglib.to_overrides(_as_config(current))
-            changed = sorted(k for k in set(flat_saved) | set(flat_current) if flat_saved.get(k) != flat_current.get(k))
+        changed = changed_fields(json.loads(path.read_text()), current)
+        if changed:
             raise ConfigMismatchError(
                 f"{workdir} holds a run of a different config (fields {', '.join(changed)} differ); "
                 f"use a new --workdir, or the same config to resume")
-    else:
-        write_json(path, current, indent=1, sort_keys=True)
+    write_json(path, current, indent=1, sort_keys=True)
     write_json(workdir / "run.json", {
         "command": sys.argv,
         "git_commit": git_commit(),
@@ -77,6 +73,22 @@ def record_run(config, workdir: pathlib.Path) -> None:
         "devices": [str(d) for d in jax.devices()],
         "process_count": jax.process_count(),
     }, indent=1, sort_keys=True)
+
+
+def changed_fields(saved: dict, current: dict) -> list[str]:
+    """The fields whose values differ between a saved config and the current one.
+
+    A field the saved config lacks is not a change when the current value is its default: the
+    field was added to jdeblur after that run started, and the run behaved as the default does.
+    """
+    from jdeblur.train.defaults import base_config
+
+    flat_saved, flat_current = (cfglib.to_overrides(_as_config(c)) for c in (saved, current))
+    defaults = cfglib.to_overrides(_as_config(config_dict(base_config())))
+    missing = object()
+    return sorted(k for k in set(flat_saved) | set(flat_current)
+                  if flat_saved.get(k, missing) != flat_current.get(k)
+                  and not (k not in flat_saved and k in defaults and flat_current.get(k) == defaults[k]))
 
 
 def _as_config(data: dict):

@@ -1,44 +1,18 @@
 """Tests of the evaluation set: fixed, saved degradations of full-size test images; real pairs."""
 import numpy as np
-import pytest
 import scipy.ndimage
 
 from jdeblur.data.eval_set import make_eval_set
 from jdeblur.data.pipeline import default_data_config
-from jdeblur.physics.degrade import default_degrade_config
 from jdeblur.physics.kernel_mixture import FAMILIES
-
-
-def small_degrade_config():
-    """Small kernels of three families, so that compiling stays quick."""
-    cfg = default_degrade_config()
-    cfg.blur.size = 7
-    cfg.blur.families = ("gaussian", "disk", "linear_motion")
-    cfg.blur.weights = (1.0, 1.0, 1.0)
-    cfg.blur.disk.radius = (1.0, 3.0)
-    cfg.blur.linear_motion.length = (3.0, 7.0)
-    cfg.noise.kind = "gaussian"
-    cfg.noise.sigma = (0.01, 0.03)
-    return cfg
-
-
-@pytest.fixture
-def folder_config(tmp_path, write_image, rng):
-    for i in range(3):  # one shape: one compilation of the degradation
-        mid_grey = rng.integers(64, 192, (20, 24, 3), dtype=np.uint8)
-        write_image(tmp_path / "photos" / "test" / f"img{i}.png", image=mid_grey)
-    write_image(tmp_path / "photos" / "train" / "t.png")
-    cfg = default_data_config()
-    cfg.name, cfg.data_dir, cfg.manual_dir = "image_folder", str(tmp_path / "data"), str(tmp_path / "photos")
-    return cfg
 
 
 def as_arrays(items):
     return [{k: np.asarray(v) for k, v in item.items()} for item in items]
 
 
-def test_eval_set_is_fixed_saved_and_seeded(tmp_path, folder_config):
-    degrade_cfg = small_degrade_config()
+def test_eval_set_is_fixed_saved_and_seeded(tmp_path, folder_config, small_degrade_config):
+    degrade_cfg = small_degrade_config
     first = as_arrays(make_eval_set(folder_config, degrade_cfg, seed=0))
     assert [i["name"] for i in first] == ["test/img0.png", "test/img1.png", "test/img2.png"]
     for item in first:

@@ -89,3 +89,19 @@ def test_wrong_size_is_a_clear_error():
     model = Model(variant="tiny")
     with pytest.raises(ValueError, match="multiples of 4"):
         jax.eval_shape(model.init, jax.random.key(0), jax.ShapeDtypeStruct((1, 16, 18, 3), jnp.float32))
+
+
+def test_unshuffle_runs_at_lower_resolution_and_starts_at_identity(rng):
+    model = Model(width=4, depth=1, blocks=1, middle_blocks=0, unshuffle=2)
+    assert model.size_multiple == 4
+    x = rng.random((1, 8, 12, 3)).astype(np.float32)
+    params = quick_jit(model.init)(jax.random.key(0), x)["params"]
+    assert params["intro"]["kernel"].shape == (3, 3, 12, 4)  # 2x2 sub-images of 3 channels
+    assert params["ending"]["kernel"].shape[-1] == 12
+    np.testing.assert_array_equal(quick_jit(model.apply)({"params": params}, x), x)
+    trained = random_params(model, x.shape)
+    assert np.abs(quick_jit(model.apply)({"params": trained}, x) - x).max() > 0.05
+    with pytest.raises(ValueError, match="multiples of 4"):
+        jax.eval_shape(model.init, jax.random.key(0), jax.ShapeDtypeStruct((1, 8, 6, 3), jnp.float32))
+    with pytest.raises(ValueError, match="unshuffle"):
+        Model(unshuffle=0)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from jdeblur.train.checkpoint import Checkpointer, CorruptCheckpointError, best_step, state_checksums
+from jdeblur.train.logger import read_jsonl
 from jdeblur.train.parallel import make_mesh
 
 
@@ -149,3 +150,13 @@ def test_a_checkpoint_is_removed_only_after_the_next_one_is_committed(tmp_path, 
     assert seen == [([1], ["1", "2"])]  # when 1 is deleted, 2 is there and no temporary folder is
     assert manager.steps() == [2]
     manager.close()
+
+
+def test_read_jsonl_skips_only_a_torn_last_line(tmp_path):
+    path = tmp_path / "eval.jsonl"
+    path.write_text('{"step": 1}\n{"step": 2}\n{"st')
+    assert read_jsonl(path) == [{"step": 1}, {"step": 2}]
+    path.write_text('{"step": 1}\n{"st\n{"step": 2}\n')
+    with pytest.raises(ValueError, match="eval.jsonl, line 2"):
+        read_jsonl(path)
+    assert read_jsonl(tmp_path / "missing.jsonl") == []
