@@ -45,6 +45,17 @@ def x64():
         yield
 
 
+@pytest.fixture(scope="session", autouse=True)
+def persistent_compilation_cache(tmp_path_factory):
+    """One persistent compilation cache per test process: tests that build the same train step
+    (the loop's runs, resumed runs, the experiments' variants) compile it once. Only compilations
+    of a second or more are cached; writing the many small ones would cost more than it saves."""
+    jax.config.update("jax_compilation_cache_dir", str(tmp_path_factory.mktemp("jax_cache_in_process")))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+    yield
+    jax.config.update("jax_compilation_cache_dir", None)
+
+
 @pytest.fixture(scope="session")
 def env(tmp_path_factory):
     """The environment of ``launch.py`` subprocesses: one CPU device (as a user's machine; this process
