@@ -7,6 +7,9 @@ import pathlib
 import zlib
 
 os.environ.setdefault("JAX_NUM_CPU_DEVICES", "8")
+# Tests that call launch.main() in this process must not turn on the user's persistent compilation
+# cache (~/.cache/jdeblur/jax) for the rest of the session; subprocesses get their own (``env``).
+os.environ["JDEBLUR_COMPILATION_CACHE"] = "0"
 
 import jax  # noqa: E402
 
@@ -45,17 +48,6 @@ def x64():
         yield
 
 
-@pytest.fixture(scope="session", autouse=True)
-def persistent_compilation_cache(tmp_path_factory):
-    """One persistent compilation cache per test process: tests that build the same train step
-    (the loop's runs, resumed runs, the experiments' variants) compile it once. Only compilations
-    of a second or more are cached; writing the many small ones would cost more than it saves."""
-    jax.config.update("jax_compilation_cache_dir", str(tmp_path_factory.mktemp("jax_cache_in_process")))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
-    yield
-    jax.config.update("jax_compilation_cache_dir", None)
-
-
 @pytest.fixture(scope="session")
 def env(tmp_path_factory):
     """The environment of ``launch.py`` subprocesses: one CPU device (as a user's machine; this process
@@ -65,6 +57,7 @@ def env(tmp_path_factory):
     and 13 s warm)."""
     env = dict(os.environ)
     env.pop("JAX_NUM_CPU_DEVICES", None)
+    env.pop("JDEBLUR_COMPILATION_CACHE", None)
     env.update(JAX_PLATFORMS="cpu", JAX_COMPILATION_CACHE_DIR=str(tmp_path_factory.mktemp("jax_cache")),
                JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0", JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0",
                TFDS_DATA_DIR=str(tmp_path_factory.mktemp("tfds_default")))

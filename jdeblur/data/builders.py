@@ -132,6 +132,15 @@ class OfflineBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     # (tensorflow/datasets#11212): without a download there is nothing to check, so skip it.
     code_path = None
 
+    # TFDS prints "Downloading and preparing dataset Unknown size (download: Unknown size, ...)"
+    # before a build, which tells a user that something is downloaded. Nothing is: say what happens.
+    def _log_download_bytes(self) -> None:
+        print(f"Building dataset {self.name} from local files (nothing is downloaded) in {self.data_dir}",
+              flush=True)
+
+    def _log_download_done(self) -> None:
+        print(f"Dataset {self.name} built in {self.data_dir}", flush=True)
+
 
 class SharpImagesBuilder(OfflineBuilder):
     """Shared parts of the builders of sharp-only images."""

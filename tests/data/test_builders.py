@@ -16,8 +16,10 @@ def records(source) -> dict[str, dict]:
     return out
 
 
-def test_skimage_images_builds_offline_with_fixed_split(tmp_path):
+def test_skimage_images_builds_offline_with_fixed_split(tmp_path, capsys):
     train = records(load_dataset("skimage_images", split="train", data_dir=tmp_path))
+    printed = capsys.readouterr().out
+    assert "nothing is downloaded" in printed and "Downloading" not in printed
     test = records(load_dataset("skimage_images", split="test", data_dir=tmp_path))
     assert set(train) == set(SKIMAGE_TRAIN) and set(test) == set(SKIMAGE_TEST)
     assert not set(train) & set(test)
