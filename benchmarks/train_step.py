@@ -33,11 +33,9 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from jdeblur import config as cfglib  # noqa: E402
-from jdeblur import losses  # noqa: E402
 from jdeblur.data.datasets import image_keys as dataset_image_keys  # noqa: E402
 from jdeblur.models import unet  # noqa: E402
 from jdeblur.train import loop, optim, parallel  # noqa: E402
-from jdeblur.train.step import make_train_step  # noqa: E402
 
 # name: (experiment spec, overrides). The GoPro recipes train on 256x256 patches in batches of 32
 # or more: here 64x64 and small batches, so that a CPU step takes about a second.
@@ -164,13 +162,7 @@ def build_step(config, mesh, *, prepare=None, model=None, donate: bool = True):
     """The trainer's step for ``config`` (``prepare`` or ``model`` replaced if given) over ``mesh``."""
     model = model if model is not None else loop.build_model(config)
     tx, schedule = optim.make_optimizer(config.optim, config.train.steps)
-    step_fn = make_train_step(
-        apply_fn=lambda params, x: model.apply({"params": params}, x),
-        loss_fn=losses.make_loss(config.loss), tx=tx, schedule=schedule,
-        prepare=prepare or loop.make_prepare(config), microbatches=config.train.microbatches,
-        ema_decay=config.train.ema_decay, skip_nonfinite=config.train.nonfinite == "skip",
-    )
-    train_step = parallel.parallelize(step_fn, mesh, config.train.parallel)
+    train_step = loop.build_train_step(config, mesh, model, tx, schedule, prepare=prepare)
     if not donate:
         train_step = jax.jit(train_step.__wrapped__)  # the same shard_map, without donation
     state = parallel.replicate(loop.initial_state(config, model, tx, jax.random.key(0)), mesh)

@@ -59,6 +59,21 @@ def fault_hook(point: str, step: int) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
+def build_train_step(config, mesh, model, tx, schedule, *, prepare=None):
+    """The experiment's train step over ``mesh`` (jitted, state donated), as the trainer runs it.
+
+    ``prepare`` replaces the config's (on-device degradation, or the pairs' conversion): the
+    benchmarks time the step without degradation that way.
+    """
+    step_fn = make_train_step(
+        apply_fn=lambda params, x: model.apply({"params": params}, x),
+        loss_fn=losses.make_loss(config.loss), tx=tx, schedule=schedule,
+        prepare=prepare or make_prepare(config), microbatches=config.train.microbatches,
+        ema_decay=config.train.ema_decay, skip_nonfinite=config.train.nonfinite == "skip",
+    )
+    return parallel.parallelize(step_fn, mesh, config.train.parallel)
+
+
 def forget_records_after(path: pathlib.Path, step: int) -> None:
     """Drops the records of steps after ``step`` from a JSON-lines log, and a last line a kill tore."""
     if path.is_file():
@@ -159,13 +174,7 @@ def train_and_evaluate(config, workdir, *, stop_after: int | None = None) -> dic
     streams = seed_streams(config.seed)
     model = build_model(config)
     tx, schedule = optim.make_optimizer(config.optim, train_cfg.steps)
-    step_fn = make_train_step(
-        apply_fn=lambda params, x: model.apply({"params": params}, x),
-        loss_fn=losses.make_loss(config.loss), tx=tx, schedule=schedule, prepare=make_prepare(config),
-        microbatches=train_cfg.microbatches, ema_decay=train_cfg.ema_decay,
-        skip_nonfinite=train_cfg.nonfinite == "skip",
-    )
-    train_step = parallel.parallelize(step_fn, mesh, train_cfg.parallel)
+    train_step = build_train_step(config, mesh, model, tx, schedule)
 
     # The datasets first: a bad source folder fails here, before anything is written in the workdir.
     loader = make_train_loader(config.data, seed=streams["data"], global_batch=train_cfg.global_batch,
