@@ -15,7 +15,10 @@ The choices, each measured here on 300-step runs (test split, each photo under e
   output equal to the input); 3e-3 keeps a margin below that edge. Over the full 1000 steps, 4e-3
   with an average of the weights (EMA 0.998) reached 27.60 dB against 3e-3's 27.95 dB;
 - a PSNR loss instead of Charbonnier (27.28 against 27.33 dB) and 96x96 patches in batches of 8
-  (27.49 against 27.47 dB) did not pay;
+  (27.49 against 27.47 dB) did not pay; nor, against 27.52 dB (test) / 24.15 dB (external) at
+  3e-3: MIMO-UNet's frequency loss (0.1 x spectrum L1: 27.61 / 24.02), random zoom 0.5-1
+  (27.57 / 24.23), zoom with colour and brightness jitter (27.48 / 23.96), or the image entering
+  as 2x2 sub-images at width 32, depth 2 (``unshuffle=2``: 1.33x the images/s, 27.12 / 23.82);
 - noise sigma 1-5% of the range (2.6-12.8 grey levels), a photo taken in dim light. At 0.5-2%
   the oracle Wiener filter gains 5.5 dB on the external photo and the blind U-Net does not come
   near it in 10 minutes (README.md).
