@@ -19,13 +19,13 @@ import math
 import os
 import pathlib
 import struct
-import tempfile
 import zlib
 
 import imageio.v3 as iio
 import numpy as np
 import PIL.Image
 
+from jdeblur.atomic import replacing
 from jdeblur.data.images import IMAGE_SUFFIXES, is_image_file, list_images
 from jdeblur.tiling import tile_for_budget
 
@@ -75,7 +75,7 @@ def read_photo(path) -> np.ndarray:
     path = pathlib.Path(path)
     tiff = path.suffix.lower() in (".tif", ".tiff")
     try:
-        header = _png_header(path)
+        header = None if tiff else _png_header(path)
         if tiff:
             pixels = _tiff_pixels(path)
         else:  # a PNG's header says; Pillow checks the other formats itself when it opens them
@@ -162,18 +162,10 @@ def check_folder_writable(path, name: str) -> None:
 
 def write_png_atomic(path, image: np.ndarray) -> None:
     """Writes ``image`` as PNG at ``path`` via a temporary file in the same folder and a rename."""
-    path = pathlib.Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png.tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            if image.dtype == np.uint16:
-                f.write(encode_png(image))
-            else:
-                f.write(iio.imwrite("<bytes>", image, extension=".png", plugin="pillow"))
-        os.replace(tmp, path)
-    except BaseException:
-        pathlib.Path(tmp).unlink(missing_ok=True)
-        raise
+    data = encode_png(image) if image.dtype == np.uint16 else iio.imwrite("<bytes>", image, extension=".png",
+                                                                            plugin="pillow")
+    with replacing(path) as tmp:
+        tmp.write_bytes(data)
 
 
 def pad_to_multiple(image: np.ndarray, multiple: int) -> np.ndarray:
