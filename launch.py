@@ -188,12 +188,19 @@ def _check_model(config) -> None:
 def _check_data(config) -> None:
     import logging
 
-    from jdeblur.data import builders, datasets, paired_builders
     from jdeblur.checks import check_choice
+    from jdeblur.data import builders, datasets, paired_builders
+    from jdeblur.data.pipeline import patch_phases
+    from jdeblur.train.loop import build_model
     from jdeblur.photos import check_folder_writable
 
     data = config.data
     check_choice(data.name, "config.data.name", datasets.BUILDERS)
+    multiple = build_model(config).size_multiple
+    for _, size in patch_phases(data):
+        if size % multiple:
+            raise ValueError(f"config.data: patch size {size}: expected a multiple of {multiple} "
+                             f"(the size multiple of {config.model.name} {config.model.variant})")
     absl_logger = logging.getLogger("absl")  # TFDS warns about unbuilt configs while we only look
     level = absl_logger.level
     absl_logger.setLevel(logging.ERROR)
@@ -248,6 +255,8 @@ def _check_optim(config) -> None:
 def _check_degrade(config) -> None:
     import jax
 
+    from jdeblur import config as cfglib
+    from jdeblur.data import dead_leaves
     from jdeblur.physics.degrade import degrade
     from jdeblur.train.loop import input_margin, is_paired
 
@@ -256,6 +265,12 @@ def _check_degrade(config) -> None:
     side = config.data.patch_size + 2 * input_margin(config)
     patch = jax.ShapeDtypeStruct((1, side, side, 3), jax.numpy.float32)
     jax.eval_shape(lambda x: degrade(jax.random.key(0), x, config.degrade), patch)  # traced, not run
+    leaves = config.data.dead_leaves.to_dict()
+    if leaves["fraction"]:
+        try:
+            jax.eval_shape(lambda x: dead_leaves.substitute(jax.random.key(0), x[0], **leaves), patch)
+        except ValueError as e:
+            raise cfglib.ConfigError(f"config.data.dead_leaves.{one_line(e)}") from e
 
 
 def _check_eval(config) -> None:
@@ -265,6 +280,10 @@ def _check_eval(config) -> None:
 
     metrics.get_convention(config.eval.convention)
     check_positive(config.eval.max_pixels, "config.eval.max_pixels")
+    for field, least in (("draws", 1), ("seed", 0)):
+        value = config.eval[field]
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise ValueError(f"config.eval.{field}={value!r}: expected an integer >= {least}")
     for family in config.eval.blur_families:
         check_choice(family, "config.eval.blur_families", FAMILIES)
 

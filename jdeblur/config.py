@@ -88,13 +88,13 @@ def parse_value(text: str, current):
     try:
         value = ast.literal_eval(text)
     except (ValueError, SyntaxError) as e:
-        raise ValueError(f"expected a {type(current).__name__} literal, got {text!r}") from e
+        raise ValueError(f"expected a value of type {type(current).__name__}, got {text!r}") from e
     if isinstance(current, float) and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     if isinstance(current, (tuple, list)) and isinstance(value, (tuple, list)):
         return type(current)(value)
     if isinstance(current, (int, float)) and type(value) is not type(current):
-        raise ValueError(f"expected a {type(current).__name__}, got {text!r}")
+        raise ValueError(f"expected a value of type {type(current).__name__}, got {text!r}")
     return value
 
 

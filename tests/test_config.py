@@ -65,7 +65,7 @@ def test_config_is_locked(experiments):
     "override, message",
     [
         ("train.stpes=5", "did you mean train.steps"),
-        ("train.steps=fast", "expected a int"),
+        ("train.steps=fast", "expected a value of type int"),
         ("flag=maybe", "expected true or false"),
         ("train=3", "is a group"),
         ("train={1, 2}", "give a whole dict"),

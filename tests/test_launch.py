@@ -119,7 +119,7 @@ TRAIN_ERRORS = {
     "unknown experiment": (["--config", "nosuch"], ["'nosuch'", "valid names:", "quickstart"]),
     "unknown variant": (["--config", "quickstart:huge"], ["'huge'", "runlocal"]),
     "misspelt field": (["--config.train.stpes=3"], ["train.stpes", "did you mean train.steps"]),
-    "wrong type": (["--config.train.steps=ten"], ["train.steps=ten", "expected a int"]),
+    "wrong type": (["--config.train.steps=ten"], ["train.steps=ten", "expected a value of type int"]),
     "bad value": (["--config.train.global_batch=0"], ["config.train.global_batch", "> 0"]),
     "unknown model": (["--config.model.name=resnet"], ["'resnet'", "valid models: nafnet, unet"]),
     "unknown model variant": (["--config.model.variant=huge"], ["'huge'", "valid variants:", "tiny"]),

@@ -1,17 +1,20 @@
 """The evaluation set: full-size test images with fixed, saved degradations (or real pairs).
 
-For synthetic blur, every test image gets one degradation drawn once from the experiment's seed
+For synthetic blur, every test image gets ``draws`` degradations drawn once from the eval seed
 with ``jdeblur.physics.degrade.degrade_with_info`` (the same kernel mixture and noise as
 training), with a boundary that suits full images (``'reflect'`` where training uses
-``'valid'``). The key of an image is ``fold_in(fold_in(key(seed), EVAL_STREAM), crc32(name))``,
-so an image's degradation depends only on the seed, the config and its own name: a subset of
-the test set (``max_images``) keeps the draws of the images it keeps.
+``'valid'``). The key of draw ``d`` of an image is
+``fold_in(fold_in(key(seed), EVAL_STREAM), crc32(draw_name(name, d)))``, so a degradation depends
+only on the seed, the config, the image's name and the draw: a subset of the test set
+(``max_images``) keeps the draws of the images it keeps, and asking for more draws keeps the
+first ones. A dozen draws give a noisy mean (the kernels differ a lot in how much they destroy);
+more draws per image make the figure of a few test photos steadier.
 
 The draws are saved on first use, in ``<cache_dir or the built dataset's directory>/eval_sets/
 <split>_<hash>/``: ``table.npz`` (names, kernels, noise sigmas, families) and one
-``blurred_<i>.npy`` (float32) per image. The hash covers the seed, the degradation config, the
-dataset and split and the image names, so every run of an experiment reads the same inputs,
-bit for bit, whatever machine or backend computed them first.
+``blurred_<i>.npy`` (float32) per item. The hash covers the seed, the degradation config, the
+dataset and split, the image names and the number of draws, so every run of an experiment reads
+the same inputs, bit for bit, whatever machine or backend computed them first.
 
 Items are dicts with HWC float32 images in [0, 1]: ``{'name', 'blurred', 'sharp'}``, plus
 ``'kernel'`` (float32 (size, size)), ``'noise_sigma'`` (float) and ``'family'`` (int, an index
@@ -49,8 +52,13 @@ def full_image_config(degrade_cfg) -> ml_collections.FrozenConfigDict:
     return ml_collections.FrozenConfigDict(cfg)
 
 
+def draw_name(name: str, draw: int) -> str:
+    """The name whose key gives draw ``draw`` of image ``name``: the name itself for the first."""
+    return name if draw == 0 else f"{name}#{draw}"
+
+
 def image_key(seed: int, name: str) -> jax.Array:
-    """The key of test image ``name`` under the experiment's ``seed``."""
+    """The key of test image ``name`` (or ``draw_name``) under the eval ``seed``."""
     eval_key = jax.random.fold_in(jax.random.key(seed), EVAL_STREAM)
     return jax.random.fold_in(eval_key, zlib.crc32(name.encode()))
 
@@ -103,14 +111,16 @@ def record_names(source) -> list[str]:
     return [source[i]["name"].decode() for i in range(len(source))]
 
 
-def draw_degradations(source, indices: list[int], names: list[str], cfg, seed: int, folder: pathlib.Path) -> None:
-    """Degrades each image once and saves the inputs and the table in ``folder`` (atomically)."""
+def draw_degradations(source, indices: list[int], names: list[str], cfg, seed: int, folder: pathlib.Path,
+                      draws: list[int]) -> None:
+    """Degrades each item (image ``names[i]``, its draw ``draws[i]``) and saves the inputs and the
+    table in ``folder`` (atomically)."""
     folder.parent.mkdir(parents=True, exist_ok=True)
     scratch = pathlib.Path(tempfile.mkdtemp(prefix=folder.name + ".", dir=folder.parent))
     kernels, sigmas, families = [], [], []
-    for i, (index, name) in enumerate(zip(indices, names)):
+    for i, (index, name, draw) in enumerate(zip(indices, names, draws)):
         sharp = as_unit_float(source[index]["sharp"])[None]
-        degradation = jax.device_get(_degrade(image_key(seed, name), sharp, cfg))
+        degradation = jax.device_get(_degrade(image_key(seed, draw_name(name, draw)), sharp, cfg))
         np.save(scratch / f"blurred_{i}.npy", np.asarray(degradation.y[0], np.float32))
         kernels.append(degradation.kernel[0])
         sigmas.append(degradation.noise_sigma[0])
@@ -124,17 +134,19 @@ def draw_degradations(source, indices: list[int], names: list[str], cfg, seed: i
 
 
 def make_eval_set(data_cfg, degrade_cfg, *, seed: int, split: str = "test", cache_dir=None,
-                  max_images: int | None = None) -> EvalSet:
+                  max_images: int | None = None, draws: int = 1) -> EvalSet:
     """The evaluation set of an experiment (see the module docstring).
 
     Args:
       data_cfg: the data config (``jdeblur.data.pipeline.default_data_config()``).
       degrade_cfg: the degradation config (``jdeblur.physics.degrade.default_degrade_config()``);
         unused for real pairs.
-      seed: the experiment's seed (an int).
+      seed: the eval seed (an int; ``config.eval.seed``).
       split: the dataset split.
       cache_dir: where to save the draws; None: inside the built dataset's directory.
-      max_images: keep the first ``max_images`` items (by name for synthetic blur); None: all.
+      max_images: keep the first ``max_images`` images (by name for synthetic blur); None: all.
+      draws: degradations per image (synthetic blur; the items are image 0's draws, then
+        image 1's, ...); real pairs have one each.
 
     Returns:
       An ``EvalSet``: a sequence of item dicts, read on access.
@@ -145,13 +157,19 @@ def make_eval_set(data_cfg, degrade_cfg, *, seed: int, split: str = "test", cach
     count = len(source) if max_images is None else min(max_images, len(source))
     if data_cfg.name in PAIRED:
         return EvalSet(source, list(range(count)))
+    if isinstance(draws, bool) or not isinstance(draws, int) or draws < 1:
+        raise ValueError(f"draws: expected an integer >= 1, got {draws!r}")
     if degrade_cfg is None:
         raise ValueError(f"degrade_cfg: dataset {data_cfg.name} holds sharp images only; expected the "
                          "degradation config that makes their blurred inputs, got None")
     names_source = split_source(builder, split, decoders={"sharp": tfds.decode.SkipDecoding()})
     by_name = sorted((name, index) for index, name in enumerate(record_names(names_source)))[:count]
-    names, indices = [n for n, _ in by_name], [i for _, i in by_name]
+    names = [n for n, _ in by_name for _ in range(draws)]
+    indices = [i for _, i in by_name for _ in range(draws)]
+    draw_of = list(range(draws)) * len(by_name)
     cfg = full_image_config(degrade_cfg)
+    # The names, one per item, also count the draws (and with one draw are what they were before
+    # draws existed, so the sets saved then stay valid).
     identity = json.dumps({"format": FORMAT_VERSION, "seed": int(seed), "degrade": cfg.to_dict(),
                            "dataset": builder.name, "config": getattr(builder.builder_config, "name", None),
                            "version": str(builder.version), "split": split, "names": names},
@@ -160,5 +178,5 @@ def make_eval_set(data_cfg, degrade_cfg, *, seed: int, split: str = "test", cach
     root = pathlib.Path(cache_dir) if cache_dir is not None else pathlib.Path(builder.data_dir) / "eval_sets"
     folder = root / f"{split.replace('[', '_').replace(']', '').replace(':', '-')}_{digest}"
     if not (folder / "table.npz").is_file():
-        draw_degradations(source, indices, names, cfg, int(seed), folder)
+        draw_degradations(source, indices, names, cfg, int(seed), folder, draw_of)
     return EvalSet(source, indices, folder)

@@ -26,6 +26,7 @@ import numpy as np
 from absl import flags
 
 from jdeblur.checks import check_positive
+from jdeblur.data import dead_leaves
 from jdeblur.data.augment import random_patch
 from jdeblur.data.datasets import MemoryCache, image_keys, load_dataset
 
@@ -40,6 +41,8 @@ def default_data_config() -> ml_collections.ConfigDict:
     config.train_split = "train"
     config.eval_split = "test"
     config.patch_size = 128  # Side of the delivered patch (after the margin is cut by a 'valid' blur).
+    # Progressive patches: ((step, size), ...) switches to ``size`` from ``step`` on (PhasedBatches).
+    config.patch_schedule = ()
     config.shuffle = True
     config.repeat = True  # False: one pass over the data (in whole global batches).
     config.augment = ml_collections.ConfigDict()
@@ -48,6 +51,8 @@ def default_data_config() -> ml_collections.ConfigDict:
     config.augment.scale_range = (1.0, 1.0)  # Random zoom factors; (1, 1) is off.
     config.augment.brightness = 0.0  # Max relative brightness change; 0 is off.
     config.augment.color = 0.0  # Max relative change of each channel's gain; 0 is off.
+    # Dead-leaves images drawn on the device in place of a share of the training patches.
+    config.dead_leaves = dead_leaves.default_config()
     config.cache_mb = 512  # Decoded records kept in memory per process (MemoryCache); 0 is off.
     config.read_threads = 2  # Threads making batches in each process (see benchmarks/input_pipeline.py).
     config.worker_processes = 0  # grain worker processes; 0 keeps everything in threads.
@@ -219,3 +224,72 @@ def device_prefetch(iterator, mesh, *, size: int = 2, mode: str = "shard_map") -
     from jdeblur.train.parallel import place_batch
 
     return DevicePrefetchIterator(iterator, functools.partial(place_batch, mesh=mesh, mode=mode), size)
+
+
+def patch_phases(data_cfg) -> list[tuple[int, int]]:
+    """``[(first step, patch size), ...]`` of the training phases: ``patch_size`` from step 0, then
+    ``patch_schedule``'s sizes from their steps (which must increase)."""
+    phases = [(0, data_cfg.patch_size)]
+    for entry in data_cfg.get("patch_schedule", ()):
+        if (not isinstance(entry, (tuple, list)) or len(entry) != 2
+                or not all(isinstance(v, int) and not isinstance(v, bool) for v in entry)):
+            raise ValueError(f"patch_schedule: expected (step, patch size) pairs of integers, got {entry!r}")
+        step, size = entry
+        check_positive(size, "patch_schedule's patch size")
+        if step <= phases[-1][0]:
+            raise ValueError(f"patch_schedule: expected increasing steps > 0, got {tuple(data_cfg.patch_schedule)}")
+        phases.append((step, size))
+    return phases
+
+
+class PhasedBatches:
+    """Batches of one loader per phase, switching at the phases' first steps (progressive patches).
+
+    Small patches first and larger ones later (Restormer's progressive learning, Zamir et al. 2022)
+    buy many cheap steps early and context late. Phase ``k`` reads with seed ``seed + k`` (mod
+    2**32) from its first step. The state is ``{'phase', 'step', 'iterator'}``: the batches
+    delivered so far and the state of the current phase's loader.
+    """
+
+    def __init__(self, open_phase, starts: list[int]):
+        self._open, self._starts = open_phase, starts
+        self._phase, self._step = 0, 0
+        self._iterator = open_phase(0)
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if self._phase + 1 < len(self._starts) and self._step >= self._starts[self._phase + 1]:
+            self._phase += 1
+            self._iterator = self._open(self._phase)
+        batch = next(self._iterator)
+        self._step += 1
+        return batch
+
+    def get_state(self) -> dict:
+        return {"phase": self._phase, "step": self._step, "iterator": self._iterator.get_state()}
+
+    def set_state(self, state: dict) -> None:
+        if state.get("phase") is None or "iterator" not in state:
+            raise ValueError("data state: expected the state of phased batches (config.data.patch_schedule); "
+                             "the checkpoint was saved without a patch schedule")
+        if state["phase"] != self._phase:
+            self._phase = state["phase"]
+            self._iterator = self._open(self._phase)
+        self._iterator.set_state(state["iterator"])
+        self._step = state["step"]
+
+
+def make_batches(data_cfg, *, seed: int, global_batch: int, margin: int = 0):
+    """The training batches: ``make_train_loader``'s, or with ``patch_schedule`` a ``PhasedBatches``."""
+    phases = patch_phases(data_cfg)
+    if len(phases) == 1:
+        return make_train_loader(data_cfg, seed=seed, global_batch=global_batch, margin=margin)
+
+    def open_phase(k):
+        phase_cfg = ml_collections.ConfigDict(data_cfg.to_dict())
+        phase_cfg.patch_size = phases[k][1]
+        return make_train_loader(phase_cfg, seed=(seed + k) % 2**32, global_batch=global_batch, margin=margin)
+
+    return PhasedBatches(open_phase, [start for start, _ in phases])

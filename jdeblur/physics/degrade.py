@@ -43,6 +43,9 @@ from jdeblur.physics.operators import BOUNDARIES, blur, crop_valid
 
 KERNEL_STREAM = 0
 NOISE_STREAM = 1
+# The train step draws synthetic sharp images (config.data.dead_leaves) from the same per-image
+# key, by fold_in with this id: a stream of its own, so switching them on changes no degradation.
+SHARP_STREAM = 2
 
 NOISE_KINDS = ("none", "gaussian", "poisson", "poisson_gaussian")
 # Poisson noise has no single sigma: its variance x / peak grows with intensity. The sigma

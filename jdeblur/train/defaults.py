@@ -41,9 +41,14 @@ def base_config() -> ml_collections.ConfigDict:
         convention="default",  # a jdeblur.metrics.CONVENTIONS name; every table names it
         max_images=None,       # None: the whole test split
         final_splits=(),       # further splits scored once at the end (e.g. 'external')
-        # Non-empty: score every synthetic test image once under each of these blur families
-        # (kernel_mixture.FAMILIES), whatever the training mixture; by_family then covers them all.
+        # Non-empty: score every synthetic test image (``draws`` times) under each of these blur
+        # families (kernel_mixture.FAMILIES), whatever the training mixture; by_family covers them all.
         blur_families=(),
+        # The degradations of the synthetic eval set are drawn from this seed, not the experiment's:
+        # every seed of a sweep is scored on the same inputs, so the spread over seeds is the
+        # training's alone. (Workdirs made before this field drew them from the experiment's seed.)
+        seed=0,
+        draws=1,               # degradations of each test image (per family); more: a steadier mean
         max_pixels=1024 * 1024,  # per model call; larger images are tiled
         overlap=64,
         ensemble=False,

@@ -146,24 +146,33 @@ def evaluate(module, params, items: list[dict], eval_cfg, *, baselines: dict[str
 def make_eval_items(config, split: str, max_images: int | None = None):
     """The evaluation items of ``split``: the experiment's fixed eval set (``jdeblur.data.eval_set``).
 
-    With ``config.eval.blur_families`` set (synthetic data only), every test image is scored once
-    under each of those families (its draw restricted to that family, whatever the training
-    mixture), so that ``by_family`` compares every family on the same images.
+    Every test image is degraded ``config.eval.draws`` times (synthetic data only). With
+    ``config.eval.blur_families`` set, that many times under each of those families (the draws
+    restricted to that family, whatever the training mixture), so that ``by_family`` compares every
+    family on the same images.
     """
     import ml_collections
 
     from jdeblur.data.datasets import PAIRED
     from jdeblur.data.eval_set import make_eval_set
 
-    families = tuple(config.eval.get("blur_families", ()))  # absent from workdirs of older versions
+    # Fields absent from the configs of workdirs made by older versions: what those versions did.
+    families = tuple(config.eval.get("blur_families", ()))
+    options = dict(seed=eval_seed(config), split=split, max_images=max_images, draws=config.eval.get("draws", 1))
     if not families or config.data.name in PAIRED:
-        return make_eval_set(config.data, config.degrade, seed=config.seed, split=split, max_images=max_images)
+        return make_eval_set(config.data, config.degrade, **options)
     items = []
     for family in families:
         degrade_cfg = ml_collections.ConfigDict(config.degrade.to_dict())
         degrade_cfg.blur.families, degrade_cfg.blur.weights = (family,), (1.0,)
-        items += make_eval_set(config.data, degrade_cfg, seed=config.seed, split=split, max_images=max_images)
+        items += make_eval_set(config.data, degrade_cfg, **options)
     return items
+
+
+def eval_seed(config) -> int:
+    """The seed of the eval set's degradations: ``eval.seed``, or the experiment's seed where the
+    config predates that field (as those versions drew them)."""
+    return config.eval.get("seed", config.seed)
 
 
 def save_sample_grid(items: list[dict], restored: list[np.ndarray], path: pathlib.Path, *, count: int,

@@ -33,10 +33,11 @@ import numpy as np
 
 from jdeblur import losses
 from jdeblur.atomic import write_json, write_text
+from jdeblur.data import dead_leaves
 from jdeblur.data.datasets import PAIRED
-from jdeblur.data.pipeline import device_prefetch, make_train_loader
+from jdeblur.data.pipeline import device_prefetch, make_batches
 from jdeblur.models.registry import get_model
-from jdeblur.physics.degrade import degrade, sharp_target
+from jdeblur.physics.degrade import SHARP_STREAM, degrade, sharp_target
 from jdeblur.train import evaluate as evaluation
 from jdeblur.train import optim, parallel, provenance
 from jdeblur.train.checkpoint import Checkpointer
@@ -126,8 +127,14 @@ def make_prepare(config):
         return prepare_pairs
     degrade_cfg = config.degrade
 
+    leaves = config.data.dead_leaves.to_dict()
+    leaves_fraction = leaves.pop("fraction")
+
     def prepare_synthetic(keys, batch):
         sharp = batch["sharp"].astype(jnp.float32) / 255.0
+        if leaves_fraction:
+            sharp = jax.vmap(lambda k, x: dead_leaves.substitute(
+                jax.random.fold_in(k, SHARP_STREAM), x, fraction=leaves_fraction, **leaves))(keys, sharp)
         # Per-image keys make each image's degradation independent of how the batch is split.
         blurred = jax.vmap(lambda k, x: degrade(k, x[None], degrade_cfg)[0][0])(keys, sharp)
         return blurred, sharp_target(sharp, degrade_cfg)
@@ -177,8 +184,8 @@ def train_and_evaluate(config, workdir, *, stop_after: int | None = None) -> dic
     train_step = build_train_step(config, mesh, model, tx, schedule)
 
     # The datasets first: a bad source folder fails here, before anything is written in the workdir.
-    loader = make_train_loader(config.data, seed=streams["data"], global_batch=train_cfg.global_batch,
-                               margin=input_margin(config))
+    loader = make_batches(config.data, seed=streams["data"], global_batch=train_cfg.global_batch,
+                          margin=input_margin(config))
     items = evaluation.make_eval_items(config, config.data.eval_split, eval_cfg.max_images)
     workdir.mkdir(parents=True, exist_ok=True)
     provenance.record_run(config, workdir)

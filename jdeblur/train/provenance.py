@@ -75,20 +75,27 @@ def record_run(config, workdir: pathlib.Path) -> None:
     }, indent=1, sort_keys=True)
 
 
+# Fields whose default does something other than what runs saved before the field existed did:
+# the value that reproduces those runs, from their saved (flattened) config.
+BEFORE_FIELD = {"eval.seed": lambda saved: saved.get("seed")}  # the eval set came from the run's seed
+
+
 def changed_fields(saved: dict, current: dict) -> list[str]:
     """The fields whose values differ between a saved config and the current one.
 
-    A field the saved config lacks is not a change when the current value is its default: the
-    field was added to jdeblur after that run started, and the run behaved as the default does.
+    A field the saved config lacks is not a change when the current value is what that run did:
+    the field was added to jdeblur after the run started, and the run behaved as the field's
+    default does, or as ``BEFORE_FIELD`` says where the default changed the behaviour.
     """
     from jdeblur.train.defaults import base_config
 
     flat_saved, flat_current = (cfglib.to_overrides(_as_config(c)) for c in (saved, current))
-    defaults = cfglib.to_overrides(_as_config(config_dict(base_config())))
+    before = cfglib.to_overrides(_as_config(config_dict(base_config())))
+    before.update({k: value_of(flat_saved) for k, value_of in BEFORE_FIELD.items()})
     missing = object()
     return sorted(k for k in set(flat_saved) | set(flat_current)
                   if flat_saved.get(k, missing) != flat_current.get(k)
-                  and not (k not in flat_saved and k in defaults and flat_current.get(k) == defaults[k]))
+                  and not (k not in flat_saved and k in before and flat_current.get(k) == before[k]))
 
 
 def _as_config(data: dict):

@@ -1,5 +1,6 @@
 """Tests of the evaluation set: fixed, saved degradations of full-size test images; real pairs."""
 import numpy as np
+import pytest
 import scipy.ndimage
 
 from jdeblur.data.eval_set import make_eval_set
@@ -56,3 +57,18 @@ def test_eval_set_of_pairs_is_the_pairs(tmp_path, write_image):
         blurred, sharp = pairs[item["name"]]
         np.testing.assert_array_equal(item["blurred"], blurred / np.float32(255))
         np.testing.assert_array_equal(item["sharp"], sharp / np.float32(255))
+
+
+def test_more_draws_keep_the_first_and_add_new_ones(tmp_path, folder_config, small_degrade_config):
+    one = as_arrays(make_eval_set(folder_config, small_degrade_config, seed=0))
+    three = as_arrays(make_eval_set(folder_config, small_degrade_config, seed=0, draws=3))
+    assert [i["name"] for i in three] == [i["name"] for i in one for _ in range(3)]
+    for image in range(len(one)):
+        draws = three[3 * image:3 * image + 3]
+        np.testing.assert_array_equal(draws[0]["blurred"], one[image]["blurred"])
+        for later in draws[1:]:
+            np.testing.assert_array_equal(later["sharp"], one[image]["sharp"])
+            assert not np.array_equal(later["kernel"], draws[0]["kernel"])
+    assert len(list((tmp_path / "data").rglob("table.npz"))) == 2
+    with pytest.raises(ValueError, match="draws: expected an integer >= 1, got 0"):
+        make_eval_set(folder_config, small_degrade_config, seed=0, draws=0)

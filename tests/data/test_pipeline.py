@@ -7,7 +7,8 @@ import pytest
 from jax.sharding import PartitionSpec as P
 
 from jdeblur.data.pipeline import (
-    EpochPermutations, default_data_config, device_prefetch, make_train_dataset, make_train_loader)
+    EpochPermutations, PhasedBatches, default_data_config, device_prefetch, make_batches, make_train_dataset,
+    make_train_loader, patch_phases)
 
 
 def config(**overrides):
@@ -141,3 +142,48 @@ def test_device_prefetch_shards_over_data_and_resumes(rng):
     resumed = device_prefetch(make(), mesh, size=2)
     resumed.set_state(state)
     assert_batches_equal(first + take(resumed, 2), host)
+
+
+def test_phased_batches_switch_at_their_steps_and_resume_anywhere(rng):
+    source = random_source(rng)
+
+    def open_phase(k):
+        return iter(make_train_dataset(source, ("sharp",), config(patch_size=(4, 8, 12)[k]), seed=k, global_batch=2,
+                                       process_index=0, process_count=1))
+
+    def phased():
+        return PhasedBatches(open_phase, [0, 3, 5])
+
+    whole, states = phased(), []
+    batches = []
+    for _ in range(8):
+        batches.append(next(whole)["sharp"])
+        states.append(json.loads(json.dumps(whole.get_state())))
+    assert [b.shape[1] for b in batches] == [4, 4, 4, 8, 8, 12, 12, 12]
+    np.testing.assert_array_equal(batches[5], next(open_phase(2))["sharp"])  # a phase starts afresh
+    for at in (0, 2, 3, 4, 6):  # inside phases and at both boundaries
+        resumed = phased()
+        resumed.set_state(states[at])
+        for expected in batches[at + 1:]:
+            np.testing.assert_array_equal(next(resumed)["sharp"], expected)
+    with pytest.raises(ValueError, match="saved without a patch schedule"):
+        phased().set_state(open_phase(0).get_state())
+
+
+def test_patch_schedule_is_read_and_checked():
+    assert patch_phases(config(patch_size=32)) == [(0, 32)]
+    assert patch_phases(config(patch_size=32, patch_schedule=((100, 64), (200, 96)))) == [(0, 32), (100, 64), (200, 96)]
+    for bad, message in [(((0, 64),), "increasing steps > 0"), (((9, 64), (5, 8)), "increasing steps > 0"),
+                         (((9, 64.0),), "pairs of integers"), ((9,), "pairs of integers"),
+                         (((9, 0),), "patch size: expected a finite value > 0")]:
+        with pytest.raises(ValueError, match=message):
+            patch_phases(config(patch_schedule=bad))
+
+
+def test_make_batches_follows_the_schedule(tmp_path, write_image):
+    for i in range(3):
+        write_image(tmp_path / "photos" / f"{i}.png", shape=(40, 44, 3))
+    cfg = config(name="image_folder", data_dir=str(tmp_path / "data"), manual_dir=str(tmp_path / "photos"),
+                 builder_config={"test_percent": 0}, patch_size=8, patch_schedule=((2, 16),))
+    batches = make_batches(cfg, seed=0, global_batch=2, margin=1)
+    assert [next(batches)["sharp"].shape[1] for _ in range(4)] == [10, 10, 18, 18]

@@ -26,6 +26,27 @@ def test_eval_items_score_every_image_under_each_requested_family(folder_config,
         np.testing.assert_array_equal(item["sharp"], mixed[int(item["name"][-5])]["sharp"])
 
 
+def test_every_seed_is_scored_on_the_eval_seeds_draws(folder_config, small_degrade_config):
+    def kernels(config):
+        return [np.asarray(item["kernel"]) for item in evaluate.make_eval_items(config, "test")]
+
+    config = experiment(folder_config, small_degrade_config, ("disk",))
+    config.eval.draws = 2
+    reference = kernels(config)
+    assert len(reference) == 6
+    config.seed = 5
+    np.testing.assert_array_equal(kernels(config), reference)
+    config.eval.seed = 1
+    assert not any(np.array_equal(a, b) for a, b in zip(kernels(config), reference))
+    # A workdir's config from before eval.seed: its eval set came from the experiment's seed.
+    old = ml_collections.ConfigDict(config.to_dict())
+    del old.eval["seed"]
+    config.eval.seed = 5
+    np.testing.assert_array_equal(kernels(old), kernels(config))
+    old.seed = 0
+    np.testing.assert_array_equal(kernels(old), reference)
+
+
 def test_baselines_are_cached_and_a_torn_cache_is_computed_again(tmp_path, rng, monkeypatch):
     items = [{"name": "a", "blurred": rng.random((8, 8, 3), np.float32), "sharp": rng.random((8, 8, 3), np.float32)}]
     eval_cfg = ml_collections.ConfigDict({"wiener_balances": (0.01,), "rl_iterations": 3})

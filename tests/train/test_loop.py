@@ -27,6 +27,7 @@ def tiny_config(data_dir, **train):
     c.model.name, c.model.variant = "unet", "tiny"
     c.data.data_dir = data_dir
     c.data.patch_size = 16
+    c.data.patch_schedule = ((2, 24),)  # a resume at step 2 crosses the switch to larger patches
     c.data.read_threads = 1
     c.degrade.blur.size = 5
     c.degrade.blur.families = ("gaussian", "linear_motion")
@@ -124,3 +125,23 @@ def test_forget_records_after_drops_later_steps_and_a_torn_line(tmp_path):
     assert log.read_text() == ""
     loop.forget_records_after(tmp_path / "missing.jsonl", 3)
     assert not (tmp_path / "missing.jsonl").exists()
+
+
+def test_dead_leaves_replace_a_share_of_targets_and_follow_each_image(rng):
+    c = tiny_config(None)
+    c.data.dead_leaves.update(dict(fraction=0.5, num_disks=16, radius_range=(1.0, 4.0)))
+    side = c.data.patch_size + 2 * loop.input_margin(c)
+    patches = rng.integers(0, 256, (16, side, side, 3), dtype=np.uint8)
+    keys = jax.random.split(jax.random.key(rng.integers(2**31)), len(patches))
+    prepare = jax.jit(loop.make_prepare(c))
+    blurred, sharp = prepare(keys, {"sharp": patches})
+    plain = patches[:, 2:-2, 2:-2] / 255.0  # the 'valid' blur's targets without substitution
+    replaced = ~np.all(np.isclose(sharp, plain), axis=(1, 2, 3))
+    assert 0 < replaced.sum() < len(patches)
+    # Substitution draws from the image's own key: the same however the batch is cut.
+    for i in np.flatnonzero(replaced)[:1].tolist() + np.flatnonzero(~replaced)[:1].tolist():
+        one_blurred, one_sharp = prepare(keys[i:i + 1], {"sharp": patches[i:i + 1]})
+        np.testing.assert_allclose(one_sharp[0], sharp[i], atol=1e-6)
+        np.testing.assert_allclose(one_blurred[0], blurred[i], atol=1e-5)
+    c.data.dead_leaves.fraction = 0.0
+    np.testing.assert_allclose(loop.make_prepare(c)(keys, {"sharp": patches})[1], plain, atol=1e-6)

@@ -67,8 +67,8 @@ class Poisoned:
 
 @pytest.fixture
 def third_batch_poisoned(monkeypatch):
-    make_loader = loop.make_train_loader
-    monkeypatch.setattr(loop, "make_train_loader", lambda *a, **k: Poisoned(make_loader(*a, **k), bad={2}))
+    make_loader = loop.make_batches
+    monkeypatch.setattr(loop, "make_batches", lambda *a, **k: Poisoned(make_loader(*a, **k), bad={2}))
 
 
 ONE_DEVICE = dict(num_devices=1, global_batch=2)  # compiles in half the time of 8 devices

@@ -29,3 +29,18 @@ def test_resume_checks_the_config_and_accepts_fields_added_at_their_default(tmp_
     with pytest.raises(provenance.ConfigMismatchError, match="train.nonfinite, train.steps differ"):
         provenance.record_run(other, tmp_path)
     assert "nonfinite" not in json.loads((tmp_path / "config.json").read_text())["train"]
+
+
+def test_a_run_from_before_the_eval_seed_resumes_only_with_its_own_seed(tmp_path):
+    config = base_config()
+    config.seed = 3
+    config.eval.seed = 3  # what runs saved before eval.seed did: the eval set from the run's seed
+    provenance.record_run(config, tmp_path)
+    saved = json.loads((tmp_path / "config.json").read_text())
+    del saved["eval"]["seed"]
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    provenance.record_run(config, tmp_path)
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    config.eval.seed = 0  # the default now, another eval set for this run
+    with pytest.raises(provenance.ConfigMismatchError, match="eval.seed differ"):
+        provenance.record_run(config, tmp_path)
