@@ -19,7 +19,8 @@ the full run):
   of 32 no more per second of training;
 - learning rate 3e-3: 2e-3 gave 27.33 dB, 4e-3 27.47 dB, 8e-3 collapsed to the identity (the
   output equal to the input); 3e-3 keeps a margin below that edge. Over 1000 steps at 64 px, 4e-3
-  with an average of the weights (EMA 0.998) reached 27.60 dB against 3e-3's 27.95 dB;
+  with an average of the weights (EMA 0.998) reached 27.60 dB against 3e-3's 27.95 dB. At 32 px
+  (1500 steps, four draws) 6e-3 gave 27.37 / 25.76 dB against 3e-3's 27.48 / 25.92;
 - a PSNR loss instead of Charbonnier (27.28 against 27.33 dB, both at 2e-3) and 96x96 patches
   in batches of 8 (27.49 against 27.47 dB, both at 4e-3) did not pay; nor, against 27.52 dB (test)
   / 24.15 dB (external) at 3e-3: MIMO-UNet's frequency loss (0.1 x spectrum L1: 27.61 / 24.02),

@@ -502,5 +502,7 @@ def test_sweep_two_points_two_seeds_then_skip_dry_run_and_report(env, data_dir, 
         assert row["seeds"] == "2" and row["convention"] == "default"
         assert float(row["model/psnr"]) == pytest.approx(statistics.fmean(psnrs))
         assert float(row["model/psnr/std"]) == pytest.approx(statistics.stdev(psnrs))
+        # Every seed is scored on the same inputs (eval.seed): the input's spread is 0.
+        assert float(row["blurred/psnr/std"]) == 0.0 and float(row["wiener/psnr/std"]) == 0.0
         assert f"| {point} | 2 |" in markdown and f"{statistics.fmean(psnrs):.2f} ± {statistics.stdev(psnrs):.2f}" \
             in markdown

@@ -10,6 +10,7 @@ Images are uint8 RGB, HWC (float32 in [0, 1] only on the device). Record order i
 by a hash of each record's key, so it is the same on every machine. Building is not safe to run in
 several processes at once into one data_dir: in a multi-host run, build on one process first.
 """
+import logging
 import os
 import pathlib
 import threading
@@ -54,12 +55,22 @@ def make_builder(name: str, *, data_dir: str | os.PathLike | None = None,
     return cls(data_dir=data_dir, config=builder_config, file_format="array_record")
 
 
+def _not_about_the_folder_being_built(record: logging.LogRecord) -> bool:
+    """False for TFDS's 'Variant folder ... has no dataset_info.json', logged when it looks for a
+    dataset it has not built yet: a warning every first build would print, about nothing wrong."""
+    return not str(record.msg).startswith("Variant folder")
+
+
 def build(builder: tfds.core.DatasetBuilder, *, manual_dir: str | os.PathLike | None = None) -> None:
     """Builds ``builder``'s dataset unless its data directory already holds it."""
-    if builder.is_prepared():
-        return
     manual = None if manual_dir is None else os.fspath(pathlib.Path(manual_dir).expanduser())
-    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=manual))
+    absl_logger = logging.getLogger("absl")
+    absl_logger.addFilter(_not_about_the_folder_being_built)
+    try:
+        if not builder.is_prepared():
+            builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=manual))
+    finally:
+        absl_logger.removeFilter(_not_about_the_folder_being_built)
 
 
 def prepare(name: str, *, data_dir: str | os.PathLike | None = None, manual_dir: str | os.PathLike | None = None,
