@@ -34,7 +34,10 @@ def tiny_config(data_dir, **train):
     c.degrade.blur.weights = (1.0, 1.0)
     c.degrade.blur.gaussian.sigma = (0.5, 1.0)
     c.degrade.blur.linear_motion.length = (2.0, 5.0)
-    c.train.update(dict(steps=4, global_batch=8, log_every=2, eval_every=4, checkpoint_every=2, progress=False))
+    # Two devices: the sharding itself is tested in test_step.py and test_distributed.py; here it
+    # would only multiply the compile and run time of every loop test.
+    c.train.update(dict(steps=4, global_batch=8, log_every=2, eval_every=4, checkpoint_every=2, progress=False,
+                        num_devices=2))
     c.train.update(train)
     c.eval.update(dict(max_images=1, samples=1, wiener_balances=(1e-2,), rl_iterations=2, max_pixels=128 * 128))
     return c
