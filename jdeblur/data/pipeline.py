@@ -212,6 +212,11 @@ class DevicePrefetchIterator:
         self._iterator.set_state(state)
         self._state = copy.deepcopy(state)
 
+    def close(self) -> None:
+        """Drops the batches in flight and stops the wrapped iterator's reader threads."""
+        self._queue.clear()
+        self._iterator.close()
+
 
 def device_prefetch(iterator, mesh, *, size: int = 2, mode: str = "shard_map") -> DevicePrefetchIterator:
     """Places each host batch on ``mesh``'s devices, sharded over ``data``, ``size`` batches ahead.
@@ -261,8 +266,7 @@ class PhasedBatches:
 
     def __next__(self):
         if self._phase + 1 < len(self._starts) and self._step >= self._starts[self._phase + 1]:
-            self._phase += 1
-            self._iterator = self._open(self._phase)
+            self._switch(self._phase + 1)
         batch = next(self._iterator)
         self._step += 1
         return batch
@@ -275,10 +279,17 @@ class PhasedBatches:
             raise ValueError("data state: expected the state of phased batches (config.data.patch_schedule); "
                              "the checkpoint was saved without a patch schedule")
         if state["phase"] != self._phase:
-            self._phase = state["phase"]
-            self._iterator = self._open(self._phase)
+            self._switch(state["phase"])
         self._iterator.set_state(state["iterator"])
         self._step = state["step"]
+
+    def close(self) -> None:
+        self._iterator.close()
+
+    def _switch(self, phase: int) -> None:
+        # Closed, not dropped: a dropped loader's reader threads run on until it is collected.
+        self._iterator.close()
+        self._phase, self._iterator = phase, self._open(phase)
 
 
 def make_batches(data_cfg, *, seed: int, global_batch: int, margin: int = 0):

@@ -229,53 +229,56 @@ def train_and_evaluate(config, workdir, *, stop_after: int | None = None) -> dic
 
     pending, wait_s, interval_start = [], 0.0, time.perf_counter()
     table = families = None
-    for step in range(start, train_cfg.steps):
-        t0 = time.perf_counter()
-        batch = next(batches)
-        wait_s += time.perf_counter() - t0
-        state, stats = train_step(state, batch, streams["step"])
-        done = step + 1
-        fault_hook("kill_after_step", done)
-        pending.append(stats)
-        last = done == train_cfg.steps
-        log_now = done % train_cfg.log_every == 0 or last
-        evaluate_now = done % train_cfg.eval_every == 0 or last
-        save_now = evaluate_now or done % train_cfg.checkpoint_every == 0 or done == stop_after
-        if log_now or save_now:
-            # One transfer per interval (the device runs ahead between them), and one before every
-            # save or evaluation, so that a non-finite state is never saved or evaluated.
-            pending = jax.device_get(pending)
-            bad = nonfinite_steps(pending, done)
-            if bad and train_cfg.nonfinite == "stop":
-                checkpoints.close()  # commits the save in flight, if any: the last good checkpoint
+    try:
+        for step in range(start, train_cfg.steps):
+            t0 = time.perf_counter()
+            batch = next(batches)
+            wait_s += time.perf_counter() - t0
+            state, stats = train_step(state, batch, streams["step"])
+            done = step + 1
+            fault_hook("kill_after_step", done)
+            pending.append(stats)
+            last = done == train_cfg.steps
+            log_now = done % train_cfg.log_every == 0 or last
+            evaluate_now = done % train_cfg.eval_every == 0 or last
+            save_now = evaluate_now or done % train_cfg.checkpoint_every == 0 or done == stop_after
+            if log_now or save_now:
+                # One transfer per interval (the device runs ahead between them), and one before every
+                # save or evaluation, so that a non-finite state is never saved or evaluated.
+                pending = jax.device_get(pending)
+                bad = nonfinite_steps(pending, done)
+                if bad and train_cfg.nonfinite == "stop":
+                    checkpoints.close()  # commits the save in flight, if any: the last good checkpoint
+                    logger.close()
+                    raise FloatingPointError(
+                        f"non-finite loss or gradients at step {bad[0]}; training stopped; the last good "
+                        f"checkpoint, step {checkpoints.latest_step()}, is kept in {workdir} "
+                        f"(config.train.nonfinite=skip skips such updates instead)")
+            if log_now:
+                elapsed = time.perf_counter() - interval_start
+                values = interval_metrics(pending)
+                values["skipped_steps"] = len(bad)
+                values["images_per_s"] = len(pending) * train_cfg.global_batch / elapsed
+                values["data_wait_fraction"] = wait_s / elapsed
+                logger.train(done, values)
+                if bad:
+                    logger.write(f"step {done}: skipped the updates of steps {', '.join(map(str, bad))} "
+                                 f"(non-finite loss or gradients)")
+                pending, wait_s, interval_start = [], 0.0, time.perf_counter()
+            if evaluate_now:
+                table, families = run_evaluation(done)
+                checkpoints.save(done, state, batches.get_state(), metrics=table["model"])
+                interval_start = time.perf_counter()  # evaluation time is not training throughput
+            elif save_now:
+                checkpoints.save(done, state, batches.get_state())
+            if save_now:
+                fault_hook("kill_during_save", done)
+            if done == stop_after and not last:
+                checkpoints.close()
                 logger.close()
-                raise FloatingPointError(
-                    f"non-finite loss or gradients at step {bad[0]}; training stopped; the last good "
-                    f"checkpoint, step {checkpoints.latest_step()}, is kept in {workdir} "
-                    f"(config.train.nonfinite=skip skips such updates instead)")
-        if log_now:
-            elapsed = time.perf_counter() - interval_start
-            values = interval_metrics(pending)
-            values["skipped_steps"] = len(bad)
-            values["images_per_s"] = len(pending) * train_cfg.global_batch / elapsed
-            values["data_wait_fraction"] = wait_s / elapsed
-            logger.train(done, values)
-            if bad:
-                logger.write(f"step {done}: skipped the updates of steps {', '.join(map(str, bad))} "
-                             f"(non-finite loss or gradients)")
-            pending, wait_s, interval_start = [], 0.0, time.perf_counter()
-        if evaluate_now:
-            table, families = run_evaluation(done)
-            checkpoints.save(done, state, batches.get_state(), metrics=table["model"])
-            interval_start = time.perf_counter()  # evaluation time is not training throughput
-        elif save_now:
-            checkpoints.save(done, state, batches.get_state())
-        if save_now:
-            fault_hook("kill_during_save", done)
-        if done == stop_after and not last:
-            checkpoints.close()
-            logger.close()
-            return None
+                return None
+    finally:  # the loader's reader threads end here, not whenever the loader is collected
+        batches.close()
     if table is None:  # resumed a finished run: evaluate what is there
         table, families = run_evaluation(train_cfg.steps)
     checkpoints.close()

@@ -170,6 +170,30 @@ def test_phased_batches_switch_at_their_steps_and_resume_anywhere(rng):
         phased().set_state(open_phase(0).get_state())
 
 
+def test_phased_batches_close_each_finished_phase_and_the_current_one(rng):
+    source = random_source(rng)
+    opened = []
+
+    def open_phase(k):
+        opened.append(iter(make_train_dataset(source, ("sharp",), config(patch_size=4), seed=k, global_batch=2,
+                                              process_index=0, process_count=1)))
+        return opened[-1]
+
+    batches = PhasedBatches(open_phase, [0, 2, 3])
+    for _ in range(4):  # phase 2 from the fourth batch
+        next(batches)
+    with pytest.raises(ValueError, match="closed"):  # grain refuses a closed iterator
+        next(opened[0])
+    with pytest.raises(ValueError, match="closed"):
+        next(opened[1])
+    mesh = jax.make_mesh((1,), ("data",), devices=jax.devices()[:1])
+    prefetched = device_prefetch(batches, mesh, size=2)
+    next(prefetched)
+    prefetched.close()
+    with pytest.raises(ValueError, match="closed"):
+        next(opened[2])
+
+
 def test_patch_schedule_is_read_and_checked():
     assert patch_phases(config(patch_size=32)) == [(0, 32)]
     assert patch_phases(config(patch_size=32, patch_schedule=((100, 64), (200, 96)))) == [(0, 32), (100, 64), (200, 96)]
