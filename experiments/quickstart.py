@@ -29,6 +29,15 @@ the full run):
   27.12 / 23.82). (These at 64 px for 300 steps, scored with one draw, ``--config.eval.draws=1``.)
 - dead-leaves images for half the patches (``data.dead_leaves.fraction=0.5``, 1000 steps at 64 px,
   four draws): 27.24 against 27.52 dB on test, 26.04 against 25.95 dB external: not adopted;
+- capacity and architecture, at 1500 steps scored with four draws (the quickstart's network:
+  27.46 / 25.92 dB, 283 images/s): six bottleneck blocks instead of two 27.48 / 25.92 (190
+  images/s), two blocks per level 27.53 / 26.02 (158), depth 4 27.48 / 25.91 (91), LayerNorm +
+  GELU 27.48 / 25.92 (206), NAFNet 'tiny' with TLC for 1000 steps 27.39 / 25.87 (55). None moves
+  the result by 0.1 dB, and every one falls short of the oracle Wiener filter on linear motion
+  by 0.85-0.97 dB while beating it on Gaussian blur (+0.35 to +0.43 dB): the network's size is not
+  what bounds the result here; the 11 training photographs and blind linear motion are the
+  suspects (``python launch.py train ... --config.model.kwargs="{'norm': 'none',
+  'activation': 'relu', 'upsample': 'transpose', 'middle_blocks': 6}"``);
 - noise sigma 1-5% of the range (2.6-12.8 grey levels), a photo taken in dim light. At 0.5-2%
   the oracle Wiener filter gains 5.5 dB on the external photo and the blind U-Net does not come
   near it in 10 minutes (README.md);

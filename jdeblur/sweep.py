@@ -265,30 +265,46 @@ def write_report(root) -> dict[str, pathlib.Path]:
         writer.writeheader()
         for row in rows:
             writer.writerow({**row, "convention": convention})
-    _plot(rows, convention, paths["png"])
+    _plot(rows, convention, paths["png"], families)
     return paths
 
 
-def _plot(rows: list[dict], convention: str, path: pathlib.Path) -> None:
+def _plot(rows: list[dict], convention: str, path: pathlib.Path, families: list[str]) -> None:
+    """Bars of PSNR (mean ± std over seeds) per point and method: all test images, then one panel
+    per blur family (two panels a row), on a shared axis so that the families compare at a glance."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    panels = [("all test images", "")] + [(f"blur family {f}", family_prefix(f)) for f in families]
     methods = [c.removesuffix("/psnr") for c in _metric_columns(rows, "") if c.endswith("/psnr")]
-    fig, ax = plt.subplots(figsize=(max(5, 1.2 * len(rows) * len(methods) / 2), 3.8))
+    panel_width = max(5, 1.2 * len(rows) * len(methods) / 2)
+    columns = min(2, len(panels))
+    grid_rows = math.ceil(len(panels) / columns)
+    fig, axes = plt.subplots(grid_rows, columns, figsize=(panel_width * columns, 3.8 * grid_rows), sharey=True,
+                             squeeze=False)
+    axes = axes.ravel()
+    for unused in axes[len(panels):]:
+        unused.set_visible(False)
     width = 0.8 / len(methods)
-    for m, method in enumerate(methods):
-        means = [r[f"{method}/psnr"] for r in rows]
-        stds = [0 if math.isnan(r[f"{method}/psnr/std"]) else r[f"{method}/psnr/std"] for r in rows]
-        ax.bar([i + m * width for i in range(len(rows))], means, width, yerr=stds, capsize=3, label=method)
-    ax.set_xticks([i + width * (len(methods) - 1) / 2 for i in range(len(rows))])
-    ax.set_xticklabels([r["point"] for r in rows], rotation=20, ha="right", fontsize=8)
-    lo = min(r[f"{m}/psnr"] for r in rows for m in methods)
-    ax.set_ylim(bottom=lo - 1)
-    ax.set(ylabel=f"PSNR (dB, {convention})", title="mean ± std over seeds")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
+    lowest = math.inf
+    for ax, (title, prefix) in zip(axes, panels):
+        shown = [r for r in rows if f"{prefix}seeds" in r]
+        for m, method in enumerate(methods):
+            means = [r.get(f"{prefix}{method}/psnr", math.nan) for r in shown]
+            stds = [r.get(f"{prefix}{method}/psnr/std", math.nan) for r in shown]
+            ax.bar([i + m * width for i in range(len(shown))], means, width,
+                   yerr=[0 if math.isnan(v) else v for v in stds], capsize=3, label=method)
+            lowest = min([lowest, *(v for v in means if not math.isnan(v))])
+        ax.set_xticks([i + width * (len(methods) - 1) / 2 for i in range(len(shown))])
+        ax.set_xticklabels([r["point"] for r in shown], rotation=20, ha="right", fontsize=8)
+        ax.set_title(title, fontsize=10)
+        ax.set_ylabel(f"PSNR (dB, {convention})")
+    axes[0].set_ylim(bottom=lowest - 1)
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="upper center", ncol=len(methods), fontsize=8,
+               title="mean ± std over seeds", title_fontsize=9)
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.55 / fig.get_figheight()))  # room for the legend above
     with replacing(path) as tmp:
         fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)

@@ -4,6 +4,7 @@ import json
 import math
 import statistics
 
+import PIL.Image
 import pytest
 
 from jdeblur import config as cfglib
@@ -125,3 +126,10 @@ def test_report_per_blur_family(tmp_path, rng):
     assert csv_rows["drawn"]["family=gaussian/seeds"] == "1"
     assert float(csv_rows["all"]["family=camera_shake/model/psnr"]) == pytest.approx(
         statistics.fmean(psnrs["all", s]["camera_shake"] for s in range(3)))
+    # The plot: a panel for all images, then one per family, two a row.
+    flat = tmp_path / "without_families"
+    for (point, seed), by_family in psnrs.items():
+        write_run(flat, point, seed, 25.0)
+    with PIL.Image.open(tmp_path / "report.png") as panels, \
+            PIL.Image.open(sweep.write_report(flat)["png"]) as one_panel:
+        assert panels.size == (2 * one_panel.width, 2 * one_panel.height)
