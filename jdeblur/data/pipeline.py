@@ -162,7 +162,7 @@ def make_train_loader(data_cfg, *, seed: int, global_batch: int, margin: int = 0
 
     The iterator yields ``{'sharp': uint8 (B, S, S, 3)}`` (synthetic blur) or ``{'blurred', 'sharp'}``
     (pairs), with ``B = global_batch / process_count`` and ``S = patch_size + 2 * margin``, and has
-    ``get_state()`` (a JSON-serialisable dict) and ``set_state(state)``. See
+    ``get_state()`` (a JSON-serialisable dict), ``set_state(state)`` and ``close()``. See
     ``make_train_dataset`` for the arguments.
     """
     source = load_dataset(data_cfg.name, split=data_cfg.train_split, data_dir=data_cfg.data_dir,

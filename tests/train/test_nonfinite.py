@@ -64,6 +64,9 @@ class Poisoned:
     def set_state(self, state):
         self.loader.set_state(state)
 
+    def close(self):
+        self.loader.close()
+
 
 @pytest.fixture
 def third_batch_poisoned(monkeypatch):
