@@ -128,7 +128,7 @@ def test_report_per_blur_family(tmp_path, rng):
         statistics.fmean(psnrs["all", s]["camera_shake"] for s in range(3)))
     # The plot: a panel for all images, then one per family, two a row.
     flat = tmp_path / "without_families"
-    for (point, seed), by_family in psnrs.items():
+    for point, seed in psnrs:
         write_run(flat, point, seed, 25.0)
     with PIL.Image.open(tmp_path / "report.png") as panels, \
             PIL.Image.open(sweep.write_report(flat)["png"]) as one_panel:
