@@ -1,0 +1,15 @@
+"""The one error class for a user's mistakes.
+
+The launcher turns a ``UserError`` into one line on stderr (``error: ...``) and exit code 2; any
+other exception is a bug in jdeblur: exit code 1, one line saying so and where the full traceback
+was written. Raise it (or a subclass) wherever an input from the user is wrong: a config value, a
+file or folder, a command-line argument. Its message names the input (file, field or value) and
+what was expected, on one line.
+
+It subclasses ``ValueError`` so that callers (and tests) that catch the bad-value error of a
+library function keep working when that function starts raising this one.
+"""
+
+
+class UserError(ValueError):
+    """A mistake in what the user gave; the message names it and what was expected, on one line."""
