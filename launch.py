@@ -14,6 +14,7 @@ traceback instead. Without a subcommand, the arguments are those of ``train``.
 """
 import argparse
 import datetime
+import os
 import pathlib
 import sys
 
@@ -369,6 +370,10 @@ COMMANDS = {"train": cmd_train, "eval": cmd_eval, "deblur": cmd_deblur, "sweep":
 
 
 def main(argv=None) -> int:
+    if "JDEBLUR_SWEEP_PID" in os.environ:  # a run of a sweep: it ends when the sweep does
+        from jdeblur.sweep import die_with_sweep
+
+        die_with_sweep()
     args, overrides = parse_command_line(list(sys.argv[1:] if argv is None else argv))
     from jdeblur import compilation_cache  # after parsing: --help stays fast, without importing jax
 

@@ -1,31 +1,105 @@
-"""Writing a file so that a crash never leaves a half-written one under its final name."""
+"""Every file jdeblur writes goes through here: whole or not at all, and never through a symlink.
+
+``replacing`` writes to a fresh temporary file that it creates exclusively in the target's folder
+(``tempfile.mkstemp``: ``O_CREAT | O_EXCL``, and ``O_NOFOLLOW`` where the OS has it, with a random
+name), then renames it over the target with ``os.replace``. So:
+
+- a kill mid-write leaves the old file (or none) under the final name, never a torn one, and at
+  worst a ``NAME.XXXXXXXX.tmp`` file beside it;
+- a symlink planted beside the target cannot redirect the write (the temporary name is new and
+  created exclusively), and a symlink at the target's own name is replaced, not written through.
+
+``append_line`` adds a line to a JSON-lines log (opened with ``O_NOFOLLOW``: a symlink there is an
+error, not a redirection). Readers of those logs skip a last line a kill tore
+(``jdeblur.train.logger.read_jsonl``).
+"""
 import contextlib
 import json
+import os
 import pathlib
+import stat
+import tempfile
+
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it where the OS says (Linux), else set and restored."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _mode_for(path: pathlib.Path) -> int:
+    """The permissions a new ``path`` gets: those of the regular file it replaces, else 0o666 less the umask
+    (``mkstemp`` creates 0o600, which would hide results from the user's group)."""
+    try:
+        st = os.lstat(path)
+        if stat.S_ISREG(st.st_mode):
+            return stat.S_IMODE(st.st_mode)
+    except FileNotFoundError:
+        pass
+    return 0o666 & ~_umask()
 
 
 @contextlib.contextmanager
-def replacing(path):
-    """Yields a temporary path beside ``path``; renames it to ``path`` when the block succeeds.
+def replacing(path, mode: str = "w", **open_options):
+    """Yields a file object open on a fresh temporary file beside ``path``; renames it to ``path`` when the
+    block succeeds.
 
-    A kill mid-write leaves at most ``<name>.tmp`` behind, never a torn ``path``; an exception
-    removes the temporary file and leaves ``path`` as it was.
+    Args:
+      mode: ``open``'s mode, ``"w"`` (text) or ``"wb"``.
+      **open_options: more of ``open``'s options (``newline``, ``encoding``).
+
+    An exception inside the block removes the temporary file and leaves ``path`` as it was. The
+    data is flushed to disk before the rename, so a power cut leaves the old file or the new one.
     """
+    if mode not in ("w", "wb"):
+        raise ValueError(f"mode: expected 'w' or 'wb', got {mode!r}")
     path = pathlib.Path(path)
-    tmp = path.with_name(path.name + ".tmp")
+    descriptor, name = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     try:
-        yield tmp
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
+        os.fchmod(descriptor, _mode_for(path))
+        with os.fdopen(descriptor, mode, **open_options) as f:
+            descriptor = None  # the file object owns it now
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(name, path)
+    except BaseException:
+        if descriptor is not None:
+            os.close(descriptor)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(name)
+        raise
+
+
+def write_bytes(path, data: bytes) -> None:
+    """Writes ``data`` to ``path`` atomically (see ``replacing``)."""
+    with replacing(path, "wb") as f:
+        f.write(data)
 
 
 def write_text(path, text: str) -> None:
-    """Writes ``text`` to ``path`` via a temporary file beside it and a rename."""
-    with replacing(path) as tmp:
-        tmp.write_text(text)
+    """Writes ``text`` to ``path`` atomically (see ``replacing``)."""
+    with replacing(path) as f:
+        f.write(text)
 
 
 def write_json(path, data, **dumps_options) -> None:
-    """Writes ``data`` as JSON to ``path`` via a temporary file beside it and a rename."""
+    """Writes ``data`` as JSON to ``path`` atomically (see ``replacing``)."""
     write_text(path, json.dumps(data, **dumps_options))
+
+
+def append_line(path, line: str) -> None:
+    """Appends ``line`` and a newline to ``path`` (created if missing), refusing to follow a symlink there."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | _NOFOLLOW, 0o666)
+    with os.fdopen(descriptor, "a") as f:
+        f.write(line + "\n")

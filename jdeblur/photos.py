@@ -25,7 +25,7 @@ import imageio.v3 as iio
 import numpy as np
 import PIL.Image
 
-from jdeblur.atomic import replacing
+from jdeblur.atomic import write_bytes
 from jdeblur.data.images import IMAGE_SUFFIXES, is_image_file, list_images
 from jdeblur.tiling import tile_for_budget
 
@@ -164,8 +164,7 @@ def write_png_atomic(path, image: np.ndarray) -> None:
     """Writes ``image`` as PNG at ``path`` via a temporary file in the same folder and a rename."""
     data = encode_png(image) if image.dtype == np.uint16 else iio.imwrite("<bytes>", image, extension=".png",
                                                                             plugin="pillow")
-    with replacing(path) as tmp:
-        tmp.write_bytes(data)
+    write_bytes(path, data)
 
 
 def pad_to_multiple(image: np.ndarray, multiple: int) -> np.ndarray:

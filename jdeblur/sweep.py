@@ -15,26 +15,38 @@ from the commands ``--dry-run`` prints. A run is finished when its workdir holds
 The report gathers the runs' ``final.json``: per point, the mean and standard deviation over seeds
 of every method's metrics on the test images, and the same per blur family where the runs scored
 families separately (``by_family``: synthetic blur; see ``eval.blur_families``).
+
+A run started by the sweep ends with the sweep, however the sweep ends (``kill -9`` included), so
+that a rerun of the sweep never finds the previous one's run still training (``die_with_sweep``:
+on Linux the kernel's parent-death signal; on other POSIX systems a thread that watches the parent;
+on Windows nothing, and the workdir lock then refuses the second trainer).
 """
 import csv
 import dataclasses
 import itertools
 import json
 import math
+import os
 import pathlib
 import re
 import shlex
+import signal
 import statistics
 import subprocess
 import sys
+import threading
+import time
 
 from jdeblur import config as cfglib
 from jdeblur.atomic import replacing, write_json, write_text
+from jdeblur.errors import UserError
 
 FINAL = "final.json"
 POINT = "point.json"
 FAMILY = "family="  # the start of a blur family's columns in a report row
 REPO = pathlib.Path(__file__).resolve().parent.parent  # where launch.py is
+SWEEP_PID_ENV = "JDEBLUR_SWEEP_PID"  # set in a run's environment: the PID of the sweep that started it
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 @dataclasses.dataclass(frozen=True)
@@ -148,11 +160,44 @@ def run_sweep(spec: str, root, *, extra_overrides: list[str] = (), dry_run: bool
                    indent=1)
         command = train_command(spec, workdir, run, list(extra_overrides), python=sys.executable)
         sys.stdout.flush()  # our lines before the run's own output
-        result = subprocess.run(command, cwd=REPO)
+        result = subprocess.run(command, cwd=REPO, env={**os.environ, SWEEP_PID_ENV: str(os.getpid())})
         if result.returncode != 0:
-            raise RuntimeError(f"sweep run {run.name} failed with exit code {result.returncode}; "
-                               f"rerun the sweep to resume it. Command: {shlex.join(command)}")
+            failure = UserError if result.returncode == 2 else RunFailed  # 2: the run refused what it was given
+            raise failure(f"sweep run {run.name} failed with exit code {result.returncode} (its error is above); "
+                          f"rerun the sweep to resume it. Command: {shlex.join(command)}")
     return runs
+
+
+class RunFailed(RuntimeError):
+    """A run of the sweep ended with an error of its own (already reported by the run)."""
+
+
+def die_with_sweep(*, poll_s: float = 1.0) -> None:
+    """In a run that ``run_sweep`` started: makes this process end when the sweep's process ends.
+
+    Call it first thing in the run. Linux: the kernel sends SIGKILL at the sweep's death
+    (``prctl(PR_SET_PDEATHSIG)``); other POSIX systems: a daemon thread checks every ``poll_s``
+    seconds whether this process was re-parented and kills it then. A run whose sweep has already
+    ended exits at once. Does nothing in a process no sweep started.
+    """
+    sweep_pid = os.environ.pop(SWEEP_PID_ENV, None)  # popped: the run's own children are not the sweep's
+    if sweep_pid is None or not sweep_pid.isdigit():
+        return
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+    elif os.name == "posix":
+        def watch():
+            while os.getppid() == int(sweep_pid):
+                time.sleep(poll_s)
+            os.kill(os.getpid(), signal.SIGKILL)
+
+        threading.Thread(target=watch, name="jdeblur-die-with-sweep", daemon=True).start()
+    if os.getppid() != int(sweep_pid):  # the sweep ended before the death signal was armed
+        raise SystemExit(f"stopped: the sweep that started this run (process {sweep_pid}) has ended")
 
 
 def point_of(workdir: pathlib.Path) -> str:
@@ -260,7 +305,7 @@ def write_report(root) -> dict[str, pathlib.Path]:
     paths = {"md": root / "report.md", "csv": root / "report.csv", "png": root / "report.png"}
     write_text(paths["md"], "\n".join(lines) + "\n")
     fields = list(dict.fromkeys(c for row in rows for c in row))
-    with replacing(paths["csv"]) as tmp, tmp.open("w", newline="") as f:
+    with replacing(paths["csv"], newline="") as f:
         writer = csv.DictWriter(f, fieldnames=fields + ["convention"])
         writer.writeheader()
         for row in rows:
@@ -305,6 +350,6 @@ def _plot(rows: list[dict], convention: str, path: pathlib.Path, families: list[
     fig.legend(*axes[0].get_legend_handles_labels(), loc="upper center", ncol=len(methods), fontsize=8,
                title="mean ± std over seeds", title_fontsize=9)
     fig.tight_layout(rect=(0, 0, 1, 1 - 0.55 / fig.get_figheight()))  # room for the legend above
-    with replacing(path) as tmp:
-        fig.savefig(tmp, dpi=100, format="png")
+    with replacing(path, "wb") as f:
+        fig.savefig(f, dpi=100, format="png")
     plt.close(fig)

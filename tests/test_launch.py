@@ -16,6 +16,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import time
 
 import imageio.v3 as iio
 import jax
@@ -25,6 +26,7 @@ import pytest
 import launch
 from jdeblur import photos
 from jdeblur.train.checkpoint import best_step
+from jdeblur.train.logger import read_jsonl
 from tests.test_photos import declared_png, write_sample_files
 from tests.train.test_checkpoint import flip_middle_byte, largest_array_file
 
@@ -374,6 +376,56 @@ def test_killed_training_resumes_to_the_uninterrupted_result(env, data_dir, trai
         assert a == pytest.approx(b, rel=1e-6)
 
 
+def wait_for(condition, what: str, timeout_s: float = 300.0):
+    deadline = time.monotonic() + timeout_s
+    while not (value := condition()):
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+    return value
+
+
+def training_records(workdir) -> list[dict]:
+    return [{k: v for k, v in json.loads(line).items() if k not in TIMINGS}
+            for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.slow
+def test_a_second_trainer_on_a_workdir_is_refused_and_readers_still_work(env, data_dir, trained, tmp_path, rng):
+    """Two real `train` processes on one workdir: the second exits 2 naming the workdir and the first's PID,
+    and the first (paused meanwhile, so that the order is certain) ends as the uninterrupted run did.
+    `deblur` on a workdir whose lock is held works."""
+    from jdeblur.train import workdir_lock
+    from tests.train.test_workdir_lock import hold_in_another_process
+
+    workdir = tmp_path / "run"
+    command = [sys.executable, "launch.py", "train", "--config", QUICKSTART_LOCAL, "--workdir", str(workdir),
+               f"--config.data.data_dir={data_dir}"]
+    first = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: workdir_lock.holder(workdir) == first.pid, "the first trainer to take the lock")
+        first.send_signal(signal.SIGSTOP)
+        second = launch_py(env, *command[2:], timeout=300)
+        assert_usage_error(second, f"--workdir {workdir}: process {first.pid} is training in it")
+        first.send_signal(signal.SIGCONT)
+        out, err = first.communicate(timeout=600)
+        assert first.returncode == 0, err[-3000:]
+    finally:
+        first.kill()
+    assert training_records(workdir) == training_records(trained[0])
+    assert [r["step"] for r in read_jsonl(workdir / "eval.jsonl")] == [r["step"] for r in read_jsonl(
+        trained[0] / "eval.jsonl")]
+
+    iio.imwrite(tmp_path / "a.png", rng.integers(0, 256, (20, 20, 3), dtype=np.uint8))
+    holder = hold_in_another_process(workdir)
+    try:
+        result = launch_py(env, "deblur", "--workdir", workdir, "--input", tmp_path / "a.png", "--output",
+                           tmp_path / "out", timeout=300)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert result.returncode == 0 and (tmp_path / "out" / "a.png").is_file(), result.stderr[-3000:]
+
+
 def make_bad_inputs(tmp_path, rng) -> dict:
     """Case name -> (extra arguments, fragments of the expected error); files made under tmp_path."""
     good = tmp_path / "good"
@@ -506,3 +558,21 @@ def test_sweep_two_points_two_seeds_then_skip_dry_run_and_report(env, data_dir, 
         assert float(row["blurred/psnr/std"]) == 0.0 and float(row["wiener/psnr/std"]) == 0.0
         assert f"| {point} | 2 |" in markdown and f"{statistics.fmean(psnrs):.2f} ± {statistics.stdev(psnrs):.2f}" \
             in markdown
+
+
+@pytest.mark.slow
+def test_kill_9_of_a_sweep_ends_its_running_train(env, data_dir, tmp_path):
+    from jdeblur.train import workdir_lock
+    from tests.test_sweep import wait_until_dead
+
+    root = tmp_path / "sweep"
+    sweep = subprocess.Popen([sys.executable, "launch.py", "sweep", "--config", "experiments/tiny_sweep.py", "--root",
+                              str(root), f"--config.data.data_dir={data_dir}"], cwd=REPO, env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        trainer = wait_for(lambda: workdir_lock.holder(root / "augmented,seed=0"), "the sweep's first run to train")
+        sweep.send_signal(signal.SIGKILL)
+        sweep.wait()
+        assert wait_until_dead(trainer), f"the sweep's run {trainer} outlived the sweep"
+    finally:
+        sweep.kill()

@@ -1,8 +1,14 @@
-"""Sweep expansion, naming, and the report over seeds."""
+"""Sweep expansion, naming, the report over seeds, and runs that end with their sweep."""
 import csv
 import json
 import math
+import os
+import pathlib
+import signal
 import statistics
+import subprocess
+import sys
+import time
 
 import PIL.Image
 import pytest
@@ -133,3 +139,53 @@ def test_report_per_blur_family(tmp_path, rng):
     with PIL.Image.open(tmp_path / "report.png") as panels, \
             PIL.Image.open(sweep.write_report(flat)["png"]) as one_panel:
         assert panels.size == (2 * one_panel.width, 2 * one_panel.height)
+
+
+# --- a run ends with its sweep (kill -9 of the sweep included) ---
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+RUN = ("import sys, time; sys.platform = sys.argv[1]; from jdeblur.sweep import die_with_sweep; "
+       "die_with_sweep(poll_s=0.05); print('armed', flush=True); time.sleep(60)")
+SWEEP = ("import os, subprocess, sys; child = subprocess.Popen([sys.executable, '-c', sys.argv[1], sys.argv[2]], "
+         "env={**os.environ, 'JDEBLUR_SWEEP_PID': str(os.getpid())}, stdout=subprocess.PIPE, text=True); "
+         "assert child.stdout.readline() == 'armed\\n'; print(child.pid, flush=True); child.wait()")
+
+
+def is_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (a zombie, dead but not yet reaped by its new parent, does not)."""
+    try:
+        return pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in "ZX"
+    except (FileNotFoundError, IndexError):
+        return False
+
+
+def wait_until_dead(pid: int, timeout_s: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while is_alive(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.parametrize("platform", ["linux", "darwin"])  # the kernel's death signal; the watching thread
+def test_a_run_dies_with_its_sweep_on_kill_9(platform):
+    fake_sweep = subprocess.Popen([sys.executable, "-c", SWEEP, RUN, platform], cwd=REPO, stdout=subprocess.PIPE,
+                                  text=True)
+    run_pid = int(fake_sweep.stdout.readline())
+    try:
+        assert is_alive(run_pid)
+        fake_sweep.send_signal(signal.SIGKILL)
+        fake_sweep.wait()
+        assert wait_until_dead(run_pid), f"the run {run_pid} outlived its sweep"
+    finally:
+        if is_alive(run_pid):
+            os.kill(run_pid, signal.SIGKILL)
+
+
+def test_a_run_whose_sweep_has_already_ended_stops_at_once():
+    run = subprocess.run([sys.executable, "-c", RUN, sys.platform], cwd=REPO, capture_output=True, text=True,
+                         env={**os.environ, "JDEBLUR_SWEEP_PID": "1"}, timeout=60)
+    assert run.returncode == 1 and "armed" not in run.stdout
+    assert "the sweep that started this run (process 1) has ended" in run.stderr

@@ -195,7 +195,8 @@ def save_sample_grid(items: list[dict], restored: list[np.ndarray], path: pathli
     widest = max(r.shape[1] for r in rows)
     rows = [np.pad(r, ((0, 4), (0, widest - r.shape[1]), (0, 0)), constant_values=255) for r in rows]
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.concatenate(rows, axis=0)).save(path)
+    with replacing(path, "wb") as f:
+        Image.fromarray(np.concatenate(rows, axis=0)).save(f, format="PNG")
     return path
 
 
@@ -222,7 +223,7 @@ def write_table(table: dict, convention: str, path_stem: pathlib.Path, *, title:
     md = path_stem.with_suffix(".md")
     write_text(md, format_table(table, convention, title=title) + "\n")
     csv_path = path_stem.with_suffix(".csv")
-    with replacing(csv_path) as tmp, tmp.open("w", newline="") as f:
+    with replacing(csv_path, newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["method", "psnr", "ssim", "convention"])
         for method, values in table.items():

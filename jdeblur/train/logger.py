@@ -10,7 +10,7 @@ import pathlib
 import jax
 import tqdm
 
-from jdeblur.atomic import replacing
+from jdeblur.atomic import append_line, replacing
 
 
 class MetricLogger:
@@ -39,8 +39,7 @@ class MetricLogger:
         if not self.enabled:
             return
         record = {"step": step, **{k: float(v) for k, v in values.items()}}
-        with self.train_path.open("a") as f:
-            f.write(json.dumps(record) + "\n")
+        append_line(self.train_path, json.dumps(record))
         if self.tb is not None:
             for k, v in values.items():
                 self.tb.add_scalar(f"train/{k}", float(v), step)
@@ -54,8 +53,7 @@ class MetricLogger:
         if not self.enabled:
             return
         record = {"step": step, "convention": convention, **table}
-        with self.eval_path.open("a") as f:
-            f.write(json.dumps(record) + "\n")
+        append_line(self.eval_path, json.dumps(record))
         if self.tb is not None:
             for method, values in table.items():
                 for k, v in values.items():
@@ -128,7 +126,7 @@ def plot_curves(workdir) -> pathlib.Path | None:
         ax.grid(alpha=0.3)
     fig.tight_layout()
     out = workdir / "curves.png"
-    with replacing(out) as tmp:
-        fig.savefig(tmp, dpi=100, format="png")
+    with replacing(out, "wb") as f:
+        fig.savefig(f, dpi=100, format="png")
     plt.close(fig)
     return out

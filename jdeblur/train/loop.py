@@ -39,7 +39,7 @@ from jdeblur.data.pipeline import device_prefetch, make_batches
 from jdeblur.models.registry import get_model
 from jdeblur.physics.degrade import SHARP_STREAM, degrade, sharp_target
 from jdeblur.train import evaluate as evaluation
-from jdeblur.train import optim, parallel, provenance
+from jdeblur.train import optim, parallel, provenance, workdir_lock
 from jdeblur.train.checkpoint import Checkpointer
 from jdeblur.train.logger import MetricLogger, plot_curves, read_jsonl
 from jdeblur.train.step import create_state, make_train_step
@@ -188,6 +188,20 @@ def train_and_evaluate(config, workdir, *, stop_after: int | None = None) -> dic
                           margin=input_margin(config))
     items = evaluation.make_eval_items(config, config.data.eval_split, eval_cfg.max_images)
     workdir.mkdir(parents=True, exist_ok=True)
+    try:
+        lock = workdir_lock.acquire(workdir)  # one trainer per workdir, until this function returns
+    except BaseException:
+        loader.close()
+        raise
+    with lock:
+        return _train_in_locked_workdir(config, workdir, stop_after=stop_after, mesh=mesh, streams=streams,
+                                        model=model, tx=tx, train_step=train_step, loader=loader, items=items)
+
+
+def _train_in_locked_workdir(config, workdir, *, stop_after, mesh, streams, model, tx, train_step, loader,
+                             items) -> dict | None:
+    """The part of ``train_and_evaluate`` that writes in the workdir, from the config record to the end."""
+    train_cfg, eval_cfg = config.train, config.eval
     provenance.record_run(config, workdir)
 
     checkpoints = Checkpointer(workdir, keep=train_cfg.keep_checkpoints)
