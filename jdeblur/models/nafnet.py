@@ -19,6 +19,7 @@ span 1.5 training patches (see ``jdeblur.infer``).
 import flax.linen as nn
 import jax.numpy as jnp
 
+from jdeblur.models.depthwise import DepthwiseConv3x3
 from jdeblur.models.layers import (
     channel_layer_norm,
     check_image_shape,
@@ -81,6 +82,7 @@ class NAFBlock(nn.Module):
     dw_expand: int = 2
     ffn_expand: int = 2
     pool_window: tuple[int, int] | None = None
+    depthwise: str = "auto"
     dtype: object = jnp.float32
     param_dtype: object = jnp.float32
 
@@ -101,7 +103,8 @@ class NAFBlock(nn.Module):
 
         hidden = channels * self.dw_expand
         x = conv(hidden, (1, 1), "conv1")(norm("norm1")(inputs))
-        x = conv(hidden, (3, 3), "conv2", feature_group_count=hidden)(x)
+        x = DepthwiseConv3x3(kernel_init=torch_conv_init, implementation=self.depthwise, dtype=self.dtype,
+                             param_dtype=self.param_dtype, name="conv2")(x)
         x = simple_gate(x)
         x = x * self._channel_attention(x, conv)
         x = conv(channels, (1, 1), "conv3")(x)
@@ -132,6 +135,9 @@ class NAFNet(nn.Module):
       tlc: pool SCA over local windows (test-time local converter) instead of globally.
       train_size: training patch size (int or (h, w)) that sets the TLC window (1.5x).
       remat: recompute each block's activations in the backward pass (memory for compute).
+      depthwise: how the 3x3 depthwise convolutions run: 'auto' (shifted multiply-adds on CPU,
+        XLA's convolution elsewhere), 'shifted' or 'xla' (``jdeblur.models.depthwise``); the same
+        parameters and function either way.
       dtype: compute dtype (float32 or bfloat16); param_dtype: parameter dtype.
     """
 
@@ -144,6 +150,7 @@ class NAFNet(nn.Module):
     tlc: bool = False
     train_size: int | tuple[int, int] = 256
     remat: bool = False
+    depthwise: str = "auto"
     dtype: object = jnp.float32
     param_dtype: object = jnp.float32
 
@@ -164,7 +171,8 @@ class NAFNet(nn.Module):
         train_size = (self.train_size,) * 2 if isinstance(self.train_size, int) else tuple(self.train_size)
         window = tlc_window(train_size, stride) if self.tlc else None
         return [block_cls(dw_expand=self.dw_expand, ffn_expand=self.ffn_expand, pool_window=window,
-                          dtype=self.dtype, param_dtype=self.param_dtype, name=f"{name}_block{i}")
+                          depthwise=self.depthwise, dtype=self.dtype, param_dtype=self.param_dtype,
+                          name=f"{name}_block{i}")
                 for i in range(count)]
 
     @nn.compact
