@@ -19,8 +19,6 @@ import pathlib
 import sys
 
 DEFAULT_EXPERIMENT = "quickstart"
-REPO = pathlib.Path(__file__).resolve().parent
-RUNS = REPO / "runs"
 USAGE_EXIT = 2  # what the user gave is wrong (argparse uses 2 too)
 FAILURE_EXIT = 1  # the run itself failed (e.g. a non-finite loss)
 INTERRUPTED_EXIT = 130
@@ -137,8 +135,13 @@ def parse_command_line(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     return args, overrides
 
 
-def default_workdir(spec: str, *, root: pathlib.Path = RUNS, now: datetime.datetime | None = None) -> pathlib.Path:
-    """A fresh workdir ``root/NAME-YYYYmmdd-HHMMSS`` for experiment ``spec`` (suffixed if taken)."""
+def default_workdir(spec: str, *, root: pathlib.Path | None = None,
+                    now: datetime.datetime | None = None) -> pathlib.Path:
+    """A fresh workdir ``root/NAME-YYYYmmdd-HHMMSS`` for experiment ``spec`` (suffixed if taken);
+    ``root`` defaults to ``runs/`` in the checkout."""
+    from jdeblur.config import REPO
+
+    root = REPO / "runs" if root is None else root
     name = pathlib.Path(spec.partition(":")[0]).stem
     stamp = (now or datetime.datetime.now()).strftime("%Y%m%d-%H%M%S")
     workdir, n = root / f"{name}-{stamp}", 1
@@ -148,159 +151,19 @@ def default_workdir(spec: str, *, root: pathlib.Path = RUNS, now: datetime.datet
     return workdir
 
 
-def validate_config(config) -> None:
-    """Raises ConfigError, naming the field, for a config that would fail after minutes of set-up.
-
-    Checks what training builds first from the config, by building it (cheap, no data read and
-    nothing written): the model, the loss, the optimizer, the degradation, the metric convention,
-    the batch split over the devices, and that the dataset is built or its source folder exists.
-    """
-    from jdeblur import config as cfglib
-
-    for section, check in (("model", _check_model), ("data", _check_data), ("train", _check_train),
-                           ("loss", _check_loss), ("optim", _check_optim), ("degrade", _check_degrade),
-                           ("eval", _check_eval)):
-        try:
-            check(config)
-        except cfglib.ConfigError:
-            raise
-        except ValueError as e:
-            message = one_line(e)
-            prefix = "" if message.startswith(f"config.{section}") else f"config.{section}: "
-            raise cfglib.ConfigError(prefix + message) from e
-
-
-def _check_model(config) -> None:
-    from jdeblur import config as cfglib
-    from jdeblur.models.registry import list_models
-    from jdeblur.train.loop import build_model
-
-    models = list_models()
-    name, variant = config.model.name, config.model.variant
-    if name not in models:
-        raise cfglib.ConfigError(f"config.model.name={name!r}: unknown model; "
-                                 f"valid models: {', '.join(sorted(models))}")
-    if variant is not None and variant not in models[name]:
-        raise cfglib.ConfigError(f"config.model.variant={variant!r}: unknown variant of {name}; "
-                                 f"valid variants: {', '.join(models[name])}")
-    build_model(config)  # the fields in config.model.kwargs
-
-
-def _check_data(config) -> None:
-    import logging
-
-    from jdeblur.checks import check_choice
-    from jdeblur.data import builders, datasets, paired_builders
-    from jdeblur.data.pipeline import patch_phases
-    from jdeblur.train.loop import build_model
-    from jdeblur.photos import check_folder_writable
-
-    data = config.data
-    check_choice(data.name, "config.data.name", datasets.BUILDERS)
-    multiple = build_model(config).size_multiple
-    for _, size in patch_phases(data):
-        if size % multiple:
-            raise ValueError(f"config.data: patch size {size}: expected a multiple of {multiple} "
-                             f"(the size multiple of {config.model.name} {config.model.variant})")
-    absl_logger = logging.getLogger("absl")  # TFDS warns about unbuilt configs while we only look
-    level = absl_logger.level
-    absl_logger.setLevel(logging.ERROR)
-    try:
-        builder = datasets.make_builder(data.name, data_dir=data.data_dir, manual_dir=data.manual_dir,
-                                        config=data.builder_config)
-        if builder.is_prepared():
-            return
-    finally:
-        absl_logger.setLevel(level)
-    check_folder_writable(builder.data_dir, "config.data.data_dir")
-    if data.name == "image_folder":
-        source = builder.builder_config
-        builders.split_folder(pathlib.Path(source.source), source.test_percent, builders.ImageFolder.LAYOUT)
-    elif data.name == "paired_folder":
-        paired_builders.split_pairs(builder.builder_config)
-    elif data.name == "gopro":
-        if data.manual_dir is None or not pathlib.Path(data.manual_dir).is_dir():
-            raise builders.DatasetLayoutError(
-                f"config.data.manual_dir={data.manual_dir!r}: gopro is not built in {builder.data_dir} yet, and "
-                f"its source folder is missing", paired_builders.GOPRO_LAYOUT)
-        paired_builders.gopro_pairs(data.manual_dir, builder.builder_config.name)  # the layout, before any write
-
-
-def _check_train(config) -> None:
-    from jdeblur.checks import check_choice, check_positive
-    from jdeblur.train import parallel, step
-
-    train = config.train
-    for field in ("steps", "global_batch", "microbatches", "log_every", "eval_every", "checkpoint_every"):
-        check_positive(train[field], f"config.train.{field}")
-    check_choice(train.parallel, "config.train.parallel", parallel.MODES)
-    check_choice(train.nonfinite, "config.train.nonfinite", step.NONFINITE_MODES)
-    per_device = parallel.per_device_batch(train.global_batch, parallel.make_mesh(train.num_devices))
-    if per_device % train.microbatches:
-        raise ValueError(f"config.train.microbatches={train.microbatches}: expected a divisor of the per-device "
-                         f"batch {per_device}")
-
-
-def _check_loss(config) -> None:
-    from jdeblur import losses
-
-    losses.make_loss(config.loss)
-
-
-def _check_optim(config) -> None:
-    from jdeblur.train import optim
-
-    optim.make_optimizer(config.optim, config.train.steps)
-
-
-def _check_degrade(config) -> None:
-    import jax
-
-    from jdeblur import config as cfglib
-    from jdeblur.data import dead_leaves
-    from jdeblur.physics.degrade import degrade
-    from jdeblur.train.loop import input_margin, is_paired
-
-    if is_paired(config):
-        return
-    side = config.data.patch_size + 2 * input_margin(config)
-    patch = jax.ShapeDtypeStruct((1, side, side, 3), jax.numpy.float32)
-    jax.eval_shape(lambda x: degrade(jax.random.key(0), x, config.degrade), patch)  # traced, not run
-    leaves = config.data.dead_leaves.to_dict()
-    if leaves["fraction"]:
-        try:
-            jax.eval_shape(lambda x: dead_leaves.substitute(jax.random.key(0), x[0], **leaves), patch)
-        except ValueError as e:
-            raise cfglib.ConfigError(f"config.data.dead_leaves.{one_line(e)}") from e
-
-
-def _check_eval(config) -> None:
-    from jdeblur import metrics
-    from jdeblur.checks import check_choice, check_positive
-    from jdeblur.physics.kernel_mixture import FAMILIES
-
-    metrics.get_convention(config.eval.convention)
-    check_positive(config.eval.max_pixels, "config.eval.max_pixels")
-    for field, least in (("draws", 1), ("seed", 0)):
-        value = config.eval[field]
-        if isinstance(value, bool) or not isinstance(value, int) or value < least:
-            raise ValueError(f"config.eval.{field}={value!r}: expected an integer >= {least}")
-    for family in config.eval.blur_families:
-        check_choice(family, "config.eval.blur_families", FAMILIES)
-
-
 def cmd_train(args, overrides) -> int:
     from jdeblur import config as cfglib
-    from jdeblur.photos import check_folder_writable
+    from jdeblur.checks import check_folder_writable
     from jdeblur.train import parallel
+    from jdeblur.train.defaults import validate
+    from jdeblur.train.evaluate import format_table
+    from jdeblur.train.loop import train_and_evaluate
 
     parallel.initialize_distributed(args.coordinator, args.num_processes, args.process_id)
     config = cfglib.load_config(args.config, overrides)
-    validate_config(config)
+    validate(config)
     workdir = pathlib.Path(args.workdir) if args.workdir else default_workdir(args.config)
     check_folder_writable(workdir, "--workdir")
-    from jdeblur.train.evaluate import format_table
-    from jdeblur.train.loop import train_and_evaluate
 
     print(f"training {args.config} in {workdir}", flush=True)
     final = train_and_evaluate(config, workdir, stop_after=args.stop_after)
@@ -353,7 +216,7 @@ def cmd_sweep(args, overrides) -> int:
     from jdeblur import sweep
 
     sweep.run_sweep(args.config, args.root, extra_overrides=[f"--config.{o}" for o in overrides],
-                    dry_run=args.dry_run, validate=validate_config)
+                    dry_run=args.dry_run)
     return 0
 
 
@@ -376,6 +239,7 @@ def main(argv=None) -> int:
         die_with_sweep()
     args, overrides = parse_command_line(list(sys.argv[1:] if argv is None else argv))
     from jdeblur import compilation_cache  # after parsing: --help stays fast, without importing jax
+    from jdeblur.errors import one_line
 
     compilation_cache.enable()  # every command compiles; later runs read the executables back
     try:
@@ -393,16 +257,6 @@ def main(argv=None) -> int:
             raise
         print(f"error: {type(e).__name__}: {one_line(e)} (rerun with --debug for the traceback)", file=sys.stderr)
         return FAILURE_EXIT
-
-
-def one_line(error: BaseException) -> str:
-    """The error's message on one line (multi-line messages, e.g. an expected layout, joined)."""
-    lines = [" ".join(line.split()) for line in str(error).splitlines() if line.strip()]
-    if not lines:
-        return type(error).__name__
-    if len(lines) > 1 and lines[0][-1] not in ".:;,":
-        lines[0] += "."
-    return " ".join(lines)
 
 
 if __name__ == "__main__":

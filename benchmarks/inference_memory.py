@@ -46,9 +46,9 @@ def _model(name: str):
     import jax.numpy as jnp
 
     from jdeblur import config as cfglib
-    from jdeblur.train.loop import build_model
+    from jdeblur.models.registry import build_model
 
-    module = build_model(cfglib.load_config(*MODELS[name]))
+    module = build_model(cfglib.load_config(*MODELS[name]).model)
     side = module.size_multiple
     # Compiled without optimisation, as the trainer initialises (much faster to compile on CPU).
     init = jax.jit(module.init, compiler_options={"xla_backend_optimization_level": 0})
@@ -60,10 +60,10 @@ def forward_cost(name: str, size: str) -> dict:
     import jax
     import jax.numpy as jnp
 
-    from jdeblur.train.loop import build_model
+    from jdeblur.models.registry import build_model
     from jdeblur import config as cfglib
 
-    module = build_model(cfglib.load_config(*MODELS[name]))
+    module = build_model(cfglib.load_config(*MODELS[name]).model)
     height, width = SIZES[size]
     multiple = module.size_multiple
     image = jax.ShapeDtypeStruct((1, -(-height // multiple) * multiple, -(-width // multiple) * multiple, 3),

@@ -35,7 +35,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from jdeblur import config as cfglib  # noqa: E402
 from jdeblur.data.datasets import image_keys as dataset_image_keys  # noqa: E402
 from jdeblur.models import unet  # noqa: E402
+from jdeblur.models.registry import build_model  # noqa: E402
 from jdeblur.train import loop, optim, parallel  # noqa: E402
+from jdeblur.train.state import initial_state  # noqa: E402
 
 # name: (experiment spec, overrides). The GoPro recipes train on 256x256 patches in batches of 32
 # or more: here 64x64 and small batches, so that a CPU step takes about a second.
@@ -145,7 +147,7 @@ class FlaxConvTransposeUNet(unet.UNet):
 
 def flax_conv_transpose_model(config):
     """``FlaxConvTransposeUNet`` with the fields of the config's U-Net; checks that it computes the same."""
-    model = loop.build_model(config)
+    model = build_model(config.model)
     fields = {f: getattr(model, f) for f in model.__dataclass_fields__ if f not in ("parent", "name")}
     variant = FlaxConvTransposeUNet(**fields)
     x = jax.random.uniform(jax.random.key(3), (2, 32, 32, 3))
@@ -160,12 +162,12 @@ def flax_conv_transpose_model(config):
 
 def build_step(config, mesh, *, prepare=None, model=None, donate: bool = True):
     """The trainer's step for ``config`` (``prepare`` or ``model`` replaced if given) over ``mesh``."""
-    model = model if model is not None else loop.build_model(config)
+    model = model if model is not None else build_model(config.model)
     tx, schedule = optim.make_optimizer(config.optim, config.train.steps)
     train_step = loop.build_train_step(config, mesh, model, tx, schedule, prepare=prepare)
     if not donate:
         train_step = jax.jit(train_step.__wrapped__)  # the same shard_map, without donation
-    state = parallel.replicate(loop.initial_state(config, model, tx, jax.random.key(0)), mesh)
+    state = parallel.replicate(initial_state(config, model, tx, jax.random.key(0)), mesh)
     return train_step, state
 
 

@@ -19,7 +19,7 @@ The same sweep shrunk to the quickstart's runlocal size (two seeds), and one run
     python launch.py train --config experiments/ablate_width.py:runlocal --workdir /tmp/width_run
 """
 from jdeblur import config as cfglib
-from jdeblur.train.loop import build_model
+from jdeblur.models.registry import build_model
 
 
 def get_config(arg=None):
@@ -27,7 +27,7 @@ def get_config(arg=None):
         raise ValueError(f"unknown variant {arg!r}; expected runlocal or nothing")
     c = cfglib.load_config("quickstart" if arg is None else "quickstart:runlocal")
     with c.model.kwargs.unlocked():  # the width made explicit, so that the sweep can set it
-        c.model.kwargs.width = build_model(c).width
+        c.model.kwargs.width = build_model(c.model).width
     if arg == "runlocal":  # one evaluation, on one image
         c.train.log_every = c.train.eval_every = c.train.checkpoint_every = c.train.steps
         c.eval.max_images = c.eval.samples = 1

@@ -3,9 +3,18 @@
 Shapes are static under ``jit``, so rank and size checks always run. Values are only known
 outside a trace, so the finiteness and range checks run on concrete arrays and are skipped
 (silently, by design) when the function is being traced.
+
+A wrong shape or a non-finite array is a ``ValueError`` (usually a caller's bug); a value out of
+its range or not among its choices, and a folder that cannot be written, is a ``UserError``: such
+values come from a config field or a command-line argument, which the message names.
 """
+import os
+import pathlib
+
 import jax
 import numpy as np
+
+from jdeblur.errors import UserError
 
 
 def is_concrete(x) -> bool:
@@ -29,17 +38,34 @@ def check_finite(x, name: str) -> None:
 
 
 def check_positive(value, name: str, *, allow_zero: bool = False) -> None:
-    """Raises ValueError if a concrete scalar or array ``value`` is negative (or zero unless allowed)."""
+    """Raises UserError if a concrete scalar or array ``value`` is negative (or zero unless allowed)."""
     if not is_concrete(value):
         return
     v = np.asarray(value)
     bad = np.any(v < 0) if allow_zero else np.any(v <= 0)
     if bad or not np.all(np.isfinite(v)):
         bound = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"{name}: expected a finite value {bound}, got {v.tolist()}")
+        raise UserError(f"{name}: expected a finite value {bound}, got {v.tolist()}")
 
 
 def check_choice(value, name: str, choices) -> None:
-    """Raises ValueError unless ``value`` is one of ``choices``, listing them."""
+    """Raises UserError unless ``value`` is one of ``choices``, listing them."""
     if value not in choices:
-        raise ValueError(f"{name}: expected one of {sorted(choices)}, got {value!r}")
+        raise UserError(f"{name}: expected one of {sorted(choices)}, got {value!r}")
+
+
+def check_folder_writable(path, name: str) -> None:
+    """Raises UserError naming ``name`` unless ``path`` is a writable folder or could be created as one.
+
+    Nothing is created: the check looks at the nearest existing ancestor.
+    """
+    path = pathlib.Path(path).absolute()
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        where = "is not a folder" if existing == path else f"cannot be created: {existing} is not a folder"
+        raise UserError(f"{name} {path}: {where}; expected a folder path")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        where = "is not writable" if existing == path else f"cannot be created: {existing} is not writable"
+        raise UserError(f"{name} {path}: {where}; expected a folder you can write to")

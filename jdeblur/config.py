@@ -14,10 +14,14 @@ import sys
 
 import ml_collections
 
-EXPERIMENTS_DIR = pathlib.Path(__file__).resolve().parent.parent / "experiments"
+from jdeblur.errors import UserError
+
+# The checkout this package runs from: launch.py, experiments/ and runs/ are there.
+REPO = pathlib.Path(__file__).resolve().parent.parent
+EXPERIMENTS_DIR = REPO / "experiments"
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError):
     """A user's experiment name, argument or override is invalid."""
 
 

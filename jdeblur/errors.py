@@ -13,3 +13,13 @@ library function keep working when that function starts raising this one.
 
 class UserError(ValueError):
     """A mistake in what the user gave; the message names it and what was expected, on one line."""
+
+
+def one_line(error: BaseException) -> str:
+    """The error's message on one line (multi-line messages, e.g. an expected layout, joined)."""
+    lines = [" ".join(line.split()) for line in str(error).splitlines() if line.strip()]
+    if not lines:
+        return type(error).__name__
+    if len(lines) > 1 and lines[0][-1] not in ".:;,":
+        lines[0] += "."
+    return " ".join(lines)

@@ -11,6 +11,7 @@ import jax.numpy as jnp
 
 from jdeblur import metrics
 from jdeblur.checks import check_positive
+from jdeblur.errors import UserError
 
 # MPRNet and Restormer train with Charbonnier sqrt(d**2 + eps**2), eps = 1e-3.
 CHARBONNIER_EPS = 1e-3
@@ -87,28 +88,36 @@ LOSSES: dict[str, Callable] = {
 }
 
 
-def make_loss(cfg) -> Callable:
-    """Builds a weighted sum of ``LOSSES`` from ``{name: weight}`` (a dict or a ConfigDict).
-
-    Terms with weight 0 are left out, so an ablation can switch one off from the command line.
-
-    Returns:
-      ``loss(pred, target) -> (total, terms)``: ``total`` the weighted sum, ``terms`` a dict of
-      the unweighted value of each active term by name, for logging.
+def check_loss_config(cfg) -> dict[str, float]:
+    """The positive weights of ``config.loss`` by name; raises UserError naming a bad field.
 
     Raises:
-      ValueError: for an unknown name (listing the valid ones), a negative or non-finite
-        weight, or no term with a positive weight.
+      UserError: for an unknown name (listing the valid ones), a negative or non-finite weight,
+        or no term with a positive weight.
     """
     weights = {}
     for name, weight in cfg.items():
         if name not in LOSSES:
-            raise ValueError(f"cfg: unknown loss {name!r}; valid names are {sorted(LOSSES)}")
-        check_positive(weight, f"cfg.{name}", allow_zero=True)
+            raise UserError(f"config.loss.{name}: unknown loss {name!r}; valid names are {sorted(LOSSES)}")
+        check_positive(weight, f"config.loss.{name}", allow_zero=True)
         if weight:
             weights[name] = float(weight)
     if not weights:
-        raise ValueError(f"cfg: expected at least one loss with a positive weight, got {dict(cfg.items())}")
+        raise UserError(f"config.loss: expected at least one loss with a positive weight, got {dict(cfg.items())}")
+    return weights
+
+
+def make_loss(cfg) -> Callable:
+    """Builds a weighted sum of ``LOSSES`` from ``{name: weight}`` (a dict or a ConfigDict).
+
+    Terms with weight 0 are left out, so an ablation can switch one off from the command line.
+    ``cfg`` is checked by ``check_loss_config``.
+
+    Returns:
+      ``loss(pred, target) -> (total, terms)``: ``total`` the weighted sum, ``terms`` a dict of
+      the unweighted value of each active term by name, for logging.
+    """
+    weights = check_loss_config(cfg)
 
     def loss(pred, target):
         terms = {name: LOSSES[name](pred, target) for name in weights}

@@ -16,7 +16,6 @@ of at most ``--max-pixels`` per model call, and an explicit ``--tile`` over that
 """
 import glob
 import math
-import os
 import pathlib
 import struct
 import zlib
@@ -26,6 +25,7 @@ import numpy as np
 import PIL.Image
 
 from jdeblur.atomic import write_bytes
+from jdeblur.checks import check_folder_writable
 from jdeblur.data.images import IMAGE_SUFFIXES, is_image_file, list_images
 from jdeblur.tiling import tile_for_budget
 
@@ -141,23 +141,6 @@ def plan_outputs(inputs: list[pathlib.Path], output_dir: pathlib.Path, *, overwr
         raise PhotoError(f"--output {output_dir}: {next(t for t in existing if t.is_dir())} is a folder; "
                          f"expected a file name free for the result")
     return outputs
-
-
-def check_folder_writable(path, name: str) -> None:
-    """Raises PhotoError naming ``name`` unless ``path`` is a writable folder or could be created as one.
-
-    Nothing is created: the check looks at the nearest existing ancestor.
-    """
-    path = pathlib.Path(path).absolute()
-    existing = path
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir():
-        where = "is not a folder" if existing == path else f"cannot be created: {existing} is not a folder"
-        raise PhotoError(f"{name} {path}: {where}; expected a folder path")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        where = "is not writable" if existing == path else f"cannot be created: {existing} is not writable"
-        raise PhotoError(f"{name} {path}: {where}; expected a folder you can write to")
 
 
 def write_png_atomic(path, image: np.ndarray) -> None:

@@ -40,11 +40,11 @@ import time
 from jdeblur import config as cfglib
 from jdeblur.atomic import replacing, write_json, write_text
 from jdeblur.errors import UserError
+from jdeblur.train.defaults import validate
+from jdeblur.workdir import FINAL
 
-FINAL = "final.json"
 POINT = "point.json"
 FAMILY = "family="  # the start of a blur family's columns in a report row
-REPO = pathlib.Path(__file__).resolve().parent.parent  # where launch.py is
 SWEEP_PID_ENV = "JDEBLUR_SWEEP_PID"  # set in a run's environment: the PID of the sweep that started it
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
@@ -102,11 +102,11 @@ def expand(sweep: dict) -> list[Run]:
     return runs
 
 
-def load_sweep(spec: str, *, extra_overrides=(), validate=None) -> list[Run]:
+def load_sweep(spec: str, *, extra_overrides=()) -> list[Run]:
     """The runs declared by ``get_sweep`` in the experiment ``spec`` (``NAME[:arg]``).
 
-    Every point's config is loaded (with ``extra_overrides``) and passed to ``validate`` if given,
-    so that a bad override or value fails before anything is trained.
+    Every point's config is loaded (with ``extra_overrides``) and validated, so that a bad
+    override or value fails with a ``UserError`` before anything is trained or written.
     """
     module, path, arg = cfglib.load_experiment(spec)
     if not hasattr(module, "get_sweep"):
@@ -114,9 +114,7 @@ def load_sweep(spec: str, *, extra_overrides=(), validate=None) -> list[Run]:
     runs = expand(module.get_sweep(arg) if arg is not None else module.get_sweep())
     for run in runs:
         if run.seed == runs[0].seed:
-            config = cfglib.load_config(spec, run.override_args() + list(extra_overrides))
-            if validate is not None:
-                validate(config)
+            validate(cfglib.load_config(spec, run.override_args() + list(extra_overrides)))
     return runs
 
 
@@ -124,7 +122,7 @@ def command_spec(spec: str) -> str:
     """``spec`` as a train command run from the repository root names it (an absolute path if outside)."""
     path, arg = cfglib.resolve_experiment(spec)
     try:
-        shown = path.relative_to(REPO).as_posix()
+        shown = path.relative_to(cfglib.REPO).as_posix()
     except ValueError:
         shown = str(path)
     return f"{shown}:{arg}" if arg else shown
@@ -136,16 +134,16 @@ def train_command(spec: str, workdir: pathlib.Path, run: Run, extra: list[str], 
             *run.override_args(), *extra]
 
 
-def run_sweep(spec: str, root, *, extra_overrides: list[str] = (), dry_run: bool = False, validate=None,
+def run_sweep(spec: str, root, *, extra_overrides: list[str] = (), dry_run: bool = False,
               echo=print) -> list[Run]:
     """Runs every unfinished run of the sweep, one after another, or prints the commands.
 
     Finished runs (``final.json`` present) are skipped; an unfinished run's workdir resumes from
-    its last checkpoint, since training resumes automatically. ``validate(config)`` is called on
-    every point's config first (see ``load_sweep``).
+    its last checkpoint, since training resumes automatically. Every point's config is validated
+    first (see ``load_sweep``).
     """
     root = pathlib.Path(root).absolute()  # the runs start in the repository root, not here
-    runs = load_sweep(spec, extra_overrides=extra_overrides, validate=validate)
+    runs = load_sweep(spec, extra_overrides=extra_overrides)
     for i, run in enumerate(runs):
         workdir = root / run.name
         if dry_run:
@@ -160,7 +158,7 @@ def run_sweep(spec: str, root, *, extra_overrides: list[str] = (), dry_run: bool
                    indent=1)
         command = train_command(spec, workdir, run, list(extra_overrides), python=sys.executable)
         sys.stdout.flush()  # our lines before the run's own output
-        result = subprocess.run(command, cwd=REPO, env={**os.environ, SWEEP_PID_ENV: str(os.getpid())})
+        result = subprocess.run(command, cwd=cfglib.REPO, env={**os.environ, SWEEP_PID_ENV: str(os.getpid())})
         if result.returncode != 0:
             failure = UserError if result.returncode == 2 else RunFailed  # 2: the run refused what it was given
             raise failure(f"sweep run {run.name} failed with exit code {result.returncode} (its error is above); "

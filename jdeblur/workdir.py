@@ -1,13 +1,23 @@
-"""A trained run's workdir, read back: its config, its model and its best (or chosen) parameters."""
+"""A trained run's workdir, read back: its config, its model and its best (or chosen) parameters.
+
+``train_and_evaluate`` writes there ``config.json`` (the full config), ``run.json`` (commit,
+packages, devices), ``metrics.jsonl`` and ``eval.jsonl`` (the logs), ``checkpoints/``, ``samples/``,
+``curves.png``, ``tensorboard/`` and, when training has finished, ``FINAL`` (the results).
+"""
 import json
 import pathlib
 
 import ml_collections
 
-from jdeblur.train import checkpoint, loop, optim, parallel
+from jdeblur.errors import UserError
+from jdeblur.models.registry import build_model
+from jdeblur.train import checkpoint, optim, parallel
+from jdeblur.train.state import abstract_state, eval_params
+
+FINAL = "final.json"  # the final results; a run whose workdir holds it is finished
 
 
-class WorkdirError(ValueError):
+class WorkdirError(UserError):
     """A workdir that holds no usable run."""
 
 
@@ -48,13 +58,13 @@ def load_trained(workdir, which: str = "best"):
     """Returns (config, model, params, step): the evaluation parameters (the EMA when kept)."""
     config = load_config(workdir)
     step = choose_step(workdir, which)
-    model = loop.build_model(config)
+    model = build_model(config.model)
     tx, _ = optim.make_optimizer(config.optim, config.train.steps)
-    abstract = loop.abstract_state(config, model, tx)
+    abstract = abstract_state(config, model, tx)
     mesh = parallel.make_mesh(1)
     manager = checkpoint.Checkpointer(workdir, async_save=False, read_only=True)
     try:
         state, _ = manager.restore(step, abstract, mesh)
     finally:
         manager.close()
-    return config, model, loop.eval_params(state), step
+    return config, model, eval_params(state), step

@@ -21,8 +21,10 @@ import numpy as np
 import pytest
 
 from jdeblur import config as cfglib
-from jdeblur.train import loop, optim, provenance
+from jdeblur.models.registry import build_model
+from jdeblur.train import optim, provenance
 from jdeblur.train.checkpoint import Checkpointer
+from jdeblur.train.state import initial_state
 from tests.test_launch import QUICKSTART_LOCAL, REPO
 
 TOLERANCE_KB = 16 * 1024
@@ -34,8 +36,8 @@ def untrained_workdir(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("untrained")
     config = cfglib.load_config(QUICKSTART_LOCAL)
     provenance.record_run(config, workdir)
-    model = loop.build_model(config)
-    state = loop.initial_state(config, model, optim.make_optimizer(config.optim, config.train.steps)[0],
+    model = build_model(config.model)
+    state = initial_state(config, model, optim.make_optimizer(config.optim, config.train.steps)[0],
                                jax.random.key(0))
     manager = Checkpointer(workdir, async_save=False)
     manager.save(1, state, {})

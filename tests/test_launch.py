@@ -155,7 +155,7 @@ def test_train_unwritable_workdir(env, tmp_path, unwritable):
 def test_debug_shows_the_traceback(env, tmp_path):
     result = launch_py(env, "--debug", "train", "--config", QUICKSTART_LOCAL, "--workdir", tmp_path / "run",
                        "--config.model.name=resnet", timeout=120)
-    assert result.returncode != 0 and "Traceback" in result.stderr and "ConfigError" in result.stderr
+    assert result.returncode != 0 and "Traceback" in result.stderr and "UserError" in result.stderr
 
 
 @pytest.mark.parametrize("command", [["eval"], ["deblur", "--input", "x.png", "--output", "out"]])
@@ -313,14 +313,16 @@ def checkpoint_folders(workdir) -> tuple[list[int], list[str]]:
 
 def run_results(workdir) -> dict:
     """Everything a run computes: its whole final train state, training log, evaluations, final table."""
-    from jdeblur.train import loop, optim
+    from jdeblur.models.registry import build_model
+    from jdeblur.train import optim
     from jdeblur.train.checkpoint import Checkpointer
     from jdeblur.train.parallel import make_mesh
+    from jdeblur.train.state import abstract_state
     from jdeblur.workdir import load_config
 
     config = load_config(workdir)
-    model = loop.build_model(config)
-    abstract = loop.abstract_state(config, model, optim.make_optimizer(config.optim, config.train.steps)[0])
+    model = build_model(config.model)
+    abstract = abstract_state(config, model, optim.make_optimizer(config.optim, config.train.steps)[0])
     manager = Checkpointer(workdir, read_only=True)
     state, data_state = manager.restore(config.train.steps, abstract, make_mesh(1))
     manager.close()

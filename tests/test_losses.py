@@ -116,8 +116,8 @@ def test_make_loss_accepts_every_name():
     "cfg, match",
     [
         ({"l1": 1.0, "perceptual": 0.1}, r"unknown loss 'perceptual'; valid names are \['charbonnier', 'fft_l1'"),
-        ({"l1": -1.0}, r"cfg.l1: expected a finite value >= 0"),
-        ({"l1": float("nan")}, r"cfg.l1: expected a finite value"),
+        ({"l1": -1.0}, r"config.loss.l1: expected a finite value >= 0"),
+        ({"l1": float("nan")}, r"config.loss.l1: expected a finite value"),
         ({"l1": 0.0}, "at least one loss with a positive weight"),
         ({}, "at least one loss with a positive weight"),
     ],

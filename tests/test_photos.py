@@ -157,15 +157,6 @@ def test_plan_outputs_refuses_clashes_existing_results_and_overwriting_inputs(tm
         photos.plan_outputs(inputs, tmp_path, overwrite=True)
 
 
-def test_check_folder_writable_creates_nothing(tmp_path):
-    photos.check_folder_writable(tmp_path / "new" / "deeper", "--output")
-    assert not (tmp_path / "new").exists()
-    (tmp_path / "file.txt").write_text("a file")
-    for path in (tmp_path / "file.txt", tmp_path / "file.txt" / "out"):
-        with pytest.raises(photos.PhotoError, match="not a folder"):
-            photos.check_folder_writable(path, "--output")
-
-
 def test_write_png_atomic_leaves_only_the_result(tmp_path, rng, monkeypatch):
     image = rng.integers(0, 65536, (5, 4, 3), dtype=np.uint16)
     photos.write_png_atomic(tmp_path / "r.png", image)

@@ -15,6 +15,7 @@ import pytest
 
 from jdeblur import config as cfglib
 from jdeblur import sweep
+from jdeblur.workdir import FINAL
 
 
 def test_expand_product_zip_seeds():
@@ -56,7 +57,7 @@ def write_run(root, point, seed, psnr_model, psnr_blurred=20.0, convention="defa
         (workdir / sweep.POINT).write_text(json.dumps({"point": point, "seed": seed, "overrides": {}}))
     families = {family: {"blurred": {"psnr": p - 1.0, "ssim": 0.5}, "model": {"psnr": p, "ssim": 0.7}}
                 for family, p in (by_family or {}).items()}
-    (workdir / sweep.FINAL).write_text(json.dumps({
+    (workdir / FINAL).write_text(json.dumps({
         "convention": convention, "step": 10, "by_family": families,
         "results": {"blurred": {"psnr": psnr_blurred, "ssim": 0.5}, "model": {"psnr": psnr_model, "ssim": 0.7}}}))
 

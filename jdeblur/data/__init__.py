@@ -8,7 +8,7 @@
 - ``datasets``: ``load_dataset(name, split=...)`` builds once into a data directory and returns
   a random-access source of uint8 records.
 - ``augment``, ``pipeline``: random patches and the deterministic, checkpointable grain loader
-  (``default_data_config``, ``make_train_loader``, ``device_prefetch``).
+  (``default_data_config``, ``make_train_loader``, ``DevicePrefetchIterator``).
 - ``eval_set``: full-size test images with fixed, saved degradations (or the real pairs).
 
 Images are uint8 HWC on the host; they become float32 in [0, 1] on the device.

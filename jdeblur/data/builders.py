@@ -23,11 +23,12 @@ import skimage.data
 import tensorflow_datasets as tfds
 
 from jdeblur.data.images import list_images, read_image, to_rgb_uint8
+from jdeblur.errors import UserError
 
 VERSION = tfds.core.Version("1.0.0")
 
 
-class DatasetLayoutError(ValueError):
+class DatasetLayoutError(UserError):
     """A source folder (``manual_dir``) is missing or not laid out as its builder expects."""
 
     def __init__(self, problem: str, layout: str):

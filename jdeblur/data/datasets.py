@@ -17,9 +17,9 @@ import threading
 
 import tensorflow_datasets as tfds
 
-from jdeblur.checks import check_choice
-from jdeblur.data.builders import DatasetLayoutError, ImageFolder, SkimageImages
-from jdeblur.data.paired_builders import Gopro, PairedFolder
+from jdeblur.checks import check_choice, check_folder_writable
+from jdeblur.data.builders import DatasetLayoutError, ImageFolder, SkimageImages, split_folder
+from jdeblur.data.paired_builders import GOPRO_LAYOUT, Gopro, PairedFolder, gopro_pairs, split_pairs
 
 BUILDERS = {"skimage_images": SkimageImages, "image_folder": ImageFolder, "gopro": Gopro,
             "paired_folder": PairedFolder}
@@ -107,6 +107,38 @@ def load_dataset(name: str, *, split: str, data_dir: str | os.PathLike | None = 
     """
     builder = prepare(name, data_dir=data_dir, manual_dir=manual_dir, config=config)
     return split_source(builder, split)
+
+
+def check_dataset_config(data_cfg) -> None:
+    """Raises UserError, naming the field, unless ``config.data``'s dataset is built or can be built.
+
+    A dataset not built yet needs a writable ``data_dir`` and, for the folder datasets, a source
+    folder (``manual_dir``) laid out as its builder expects: both are checked without reading an
+    image or writing anything.
+    """
+    check_choice(data_cfg.name, "config.data.name", BUILDERS)
+    absl_logger = logging.getLogger("absl")  # TFDS warns about unbuilt configs while we only look
+    level = absl_logger.level
+    absl_logger.setLevel(logging.ERROR)
+    try:
+        builder = make_builder(data_cfg.name, data_dir=data_cfg.data_dir, manual_dir=data_cfg.manual_dir,
+                               config=data_cfg.builder_config)
+        if builder.is_prepared():
+            return
+    finally:
+        absl_logger.setLevel(level)
+    check_folder_writable(builder.data_dir, "config.data.data_dir")
+    if data_cfg.name == "image_folder":
+        source = builder.builder_config
+        split_folder(pathlib.Path(source.source), source.test_percent, ImageFolder.LAYOUT)
+    elif data_cfg.name == "paired_folder":
+        split_pairs(builder.builder_config)
+    elif data_cfg.name == "gopro":
+        if data_cfg.manual_dir is None or not pathlib.Path(data_cfg.manual_dir).is_dir():
+            raise DatasetLayoutError(
+                f"config.data.manual_dir={data_cfg.manual_dir!r}: gopro is not built in {builder.data_dir} yet, "
+                f"and its source folder is missing", GOPRO_LAYOUT)
+        gopro_pairs(data_cfg.manual_dir, builder.builder_config.name)  # the layout, before any write
 
 
 class MemoryCache:

@@ -17,6 +17,8 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
+from jdeblur.errors import UserError, one_line
+
 DISKS_PER_TEST = 32  # disks tested against every pixel at once (see top_disk)
 
 
@@ -121,9 +123,27 @@ def default_config() -> ml_collections.ConfigDict:
     cfg = ml_collections.ConfigDict()
     cfg.fraction = 0.0  # each training image is replaced with this probability; 0 is off
     cfg.num_disks = 768  # with radii 2-48 px: 3.6 disks over each pixel of a 82 px patch
-    cfg.radius_range = (2.0, 48.0)
-    cfg.exponent = 3.0
+    cfg.radius_range = (2.0, 48.0)  # smallest and largest radius in pixels
+    cfg.exponent = 3.0  # radii density proportional to r ** -exponent (3: scale invariant; not 1)
     return cfg
+
+
+def check_dead_leaves_config(cfg, *, side: int) -> None:
+    """Raises UserError, naming the field, unless ``config.data.dead_leaves`` draws ``side``-pixel patches.
+
+    Traces ``substitute`` on one patch with ``jax.eval_shape`` (nothing is drawn). Off (fraction 0)
+    is always valid.
+    """
+    settings = cfg.to_dict()
+    if not settings["fraction"]:
+        return
+    patch = jax.ShapeDtypeStruct((side, side, 3), jnp.float32)
+    try:
+        jax.eval_shape(lambda x: substitute(jax.random.key(0), x, **settings), patch)
+    except (ValueError, TypeError) as e:
+        message = one_line(e)
+        names_a_field = message.split(":")[0] in settings
+        raise UserError(f"config.data.dead_leaves{'.' if names_a_field else ': '}{message}") from e
 
 
 def substitute(key, image, *, fraction: float, num_disks: int, radius_range: tuple[float, float],

@@ -26,9 +26,10 @@ import numpy as np
 from absl import flags
 
 from jdeblur.checks import check_positive
-from jdeblur.data import dead_leaves
+from jdeblur.data import datasets, dead_leaves
 from jdeblur.data.augment import random_patch
 from jdeblur.data.datasets import MemoryCache, image_keys, load_dataset
+from jdeblur.errors import UserError
 
 
 def default_data_config() -> ml_collections.ConfigDict:
@@ -218,33 +219,40 @@ class DevicePrefetchIterator:
         self._iterator.close()
 
 
-def device_prefetch(iterator, mesh, *, size: int = 2, mode: str = "shard_map") -> DevicePrefetchIterator:
-    """Places each host batch on ``mesh``'s devices, sharded over ``data``, ``size`` batches ahead.
-
-    ``mode`` is the step wrapper's (``'shard_map'``: global arrays sharded ``P('data')``, from each
-    process's local rows with ``jax.make_array_from_process_local_data`` when there are several;
-    ``'pmap'``: local arrays reshaped to ``(local devices, per device, ...)``).
-    """
-    # Imported here, not at the top: the training package imports this module.
-    from jdeblur.train.parallel import place_batch
-
-    return DevicePrefetchIterator(iterator, functools.partial(place_batch, mesh=mesh, mode=mode), size)
-
-
 def patch_phases(data_cfg) -> list[tuple[int, int]]:
     """``[(first step, patch size), ...]`` of the training phases: ``patch_size`` from step 0, then
     ``patch_schedule``'s sizes from their steps (which must increase)."""
+    check_positive(data_cfg.patch_size, "config.data.patch_size")
     phases = [(0, data_cfg.patch_size)]
     for entry in data_cfg.get("patch_schedule", ()):
         if (not isinstance(entry, (tuple, list)) or len(entry) != 2
                 or not all(isinstance(v, int) and not isinstance(v, bool) for v in entry)):
-            raise ValueError(f"patch_schedule: expected (step, patch size) pairs of integers, got {entry!r}")
+            raise UserError(f"config.data.patch_schedule: expected (step, patch size) pairs of integers, "
+                            f"got {entry!r}")
         step, size = entry
-        check_positive(size, "patch_schedule's patch size")
+        check_positive(size, "config.data.patch_schedule's patch size")
         if step <= phases[-1][0]:
-            raise ValueError(f"patch_schedule: expected increasing steps > 0, got {tuple(data_cfg.patch_schedule)}")
+            raise UserError(f"config.data.patch_schedule: expected increasing steps > 0, "
+                            f"got {tuple(data_cfg.patch_schedule)}")
         phases.append((step, size))
     return phases
+
+
+def check_data_config(data_cfg, *, size_multiple: int) -> None:
+    """Raises UserError, naming the field, unless ``config.data`` can feed a model whose inputs
+    must be multiples of ``size_multiple``: the dataset (``datasets.check_dataset_config``), the
+    patch sizes, the loader's settings and the dead-leaves images. Reads no image."""
+    datasets.check_dataset_config(data_cfg)
+    for phase, (_, size) in enumerate(patch_phases(data_cfg)):
+        if size % size_multiple:
+            field = "patch_size" if phase == 0 else "patch_schedule"
+            raise UserError(f"config.data.{field}: patch size {size}: expected a multiple of {size_multiple}, "
+                            f"the size multiple of config.model")
+    for field in ("read_threads", "device_prefetch"):
+        check_positive(data_cfg[field], f"config.data.{field}")
+    for field in ("cache_mb", "worker_processes", "host_prefetch"):
+        check_positive(data_cfg[field], f"config.data.{field}", allow_zero=True)
+    dead_leaves.check_dead_leaves_config(data_cfg.dead_leaves, side=data_cfg.patch_size)
 
 
 class PhasedBatches:

@@ -1,16 +1,23 @@
 """Finds a model by name and builds it from a named preset (variant) plus keyword overrides.
 
 A model module ``jdeblur.models.<name>`` qualifies when it defines ``VARIANTS`` (preset name ->
-field values) and ``Model(*, variant=None, **kw)``; the trainer calls
-``get_model(config.model.name, variant=config.model.variant, **config.model.kwargs)``.
+field values) and ``Model(*, variant=None, **kw)``. The registry owns ``config.model``:
+
+- ``name``: a model module (``list_models()``: 'unet', 'nafnet');
+- ``variant``: one of its ``VARIANTS``, or None for the class defaults;
+- ``kwargs``: fields of the model class that override the variant's (e.g. ``{'width': 24}``);
+
+``build_model(config.model)`` builds it, ``check_model_config(config.model)`` checks it.
 """
 import dataclasses
 import importlib
+import pathlib
 import pkgutil
 
+import jax
 import jax.numpy as jnp
 
-import jdeblur.models
+from jdeblur.errors import UserError, one_line
 
 # Fields that name a dtype may come from a config as a string ('bfloat16').
 _DTYPE_FIELDS = ("dtype", "param_dtype")
@@ -19,7 +26,7 @@ _DTYPE_FIELDS = ("dtype", "param_dtype")
 def list_models() -> dict[str, list[str]]:
     """Every registered model name with its variant names."""
     models = {}
-    for info in pkgutil.iter_modules(jdeblur.models.__path__):
+    for info in pkgutil.iter_modules([str(pathlib.Path(__file__).parent)]):
         if info.name.startswith("_"):
             continue
         module = importlib.import_module(f"jdeblur.models.{info.name}")
@@ -32,29 +39,85 @@ def get_model(name: str, *, variant: str | None = None, **kw):
     """Builds model ``name`` (a Flax module) from preset ``variant`` with fields overridden by ``kw``."""
     models = list_models()
     if name not in models:
-        raise ValueError(f"model: expected one of {sorted(models)}, got {name!r}")
+        raise UserError(f"model: expected one of {sorted(models)}, got {name!r}")
     return importlib.import_module(f"jdeblur.models.{name}").Model(variant=variant, **kw)
+
+
+def build_model(model_cfg):
+    """The model of an experiment's ``config.model`` (name, variant, kwargs)."""
+    return get_model(model_cfg.name, variant=model_cfg.variant, **model_cfg.kwargs)
+
+
+def model_fields(module_cls) -> dict[str, object]:
+    """The fields a model class takes, with their declared types (Flax's ``parent`` and ``name`` left out)."""
+    return {f.name: f.type for f in dataclasses.fields(module_cls) if f.init and f.name not in ("parent", "name")}
 
 
 def build_variant(module_cls, variants: dict[str, dict], variant: str | None, overrides: dict):
     """Instantiates ``module_cls`` with the fields of preset ``variant`` (class defaults if None), then ``overrides``.
 
-    Raises ValueError for an unknown variant or field, listing the valid ones. Lists become tuples
+    Raises UserError for an unknown variant or field, listing the valid ones. Lists become tuples
     (configs deliver lists; module fields must stay hashable for jit caching).
     """
     if variant is not None and variant not in variants:
-        raise ValueError(
+        raise UserError(
             f"variant: expected one of {sorted(variants)} for {module_cls.__name__}, got {variant!r}"
         )
     fields = dict(variants[variant]) if variant is not None else {}
     fields.update(overrides)
-    valid = {f.name for f in dataclasses.fields(module_cls) if f.init and f.name not in ("parent", "name")}
-    unknown = sorted(set(fields) - valid)
+    valid = model_fields(module_cls)
+    unknown = sorted(set(fields) - set(valid))
     if unknown:
-        raise ValueError(f"{module_cls.__name__}: unknown field(s) {unknown}; valid fields: {sorted(valid)}")
+        raise UserError(f"{module_cls.__name__}: unknown field(s) {unknown}; valid fields: {sorted(valid)}")
     for key, value in fields.items():
         if isinstance(value, list):
             fields[key] = tuple(value)
         elif key in _DTYPE_FIELDS and isinstance(value, str):
             fields[key] = jnp.dtype(value)
     return module_cls(**fields)
+
+
+def initialize_abstractly(model) -> None:
+    """Traces ``model.init`` on one image of the smallest size it takes: shapes only, nothing computed."""
+    side = model.size_multiple
+    jax.eval_shape(model.init, jax.random.key(0), jax.ShapeDtypeStruct((1, side, side, 3), jnp.float32))
+
+
+def check_model_config(model_cfg) -> None:
+    """Raises UserError, naming the field, unless ``config.model`` builds a model that initialises.
+
+    The model is initialised abstractly (``jax.eval_shape``), so a bad value in ``kwargs``, such
+    as ``{'width': 0}``, fails here, before anything is written, and not minutes into a run.
+    """
+    models = list_models()
+    name, variant, kwargs = model_cfg.name, model_cfg.variant, dict(model_cfg.kwargs)
+    if name not in models:
+        raise UserError(f"config.model.name={name!r}: unknown model; valid models: {', '.join(sorted(models))}")
+    if variant is not None and variant not in models[name]:
+        raise UserError(f"config.model.variant={variant!r}: unknown variant of {name}; "
+                        f"valid variants: {', '.join(models[name])}")
+    preset = get_model(name, variant=variant)
+    fields = model_fields(type(preset))
+    unknown = sorted(set(kwargs) - set(fields))
+    if unknown:
+        raise UserError(f"config.model.kwargs: unknown field(s) {unknown} of {name}; valid fields: "
+                        f"{', '.join(sorted(fields))}")
+    try:
+        initialize_abstractly(build_model(model_cfg))
+        return
+    except Exception as error:  # whatever a bad field makes the model raise
+        failure = error
+    where = f"variant {variant}'s" if variant is not None else "the default"
+    for field, value in kwargs.items():  # the first field that fails alone is the one to name
+        try:
+            initialize_abstractly(get_model(name, variant=variant, **{field: value}))
+        except Exception as error:
+            expected = f"{getattr(fields[field], '__name__', fields[field])}, such as {getattr(preset, field)!r}"
+            raise UserError(f"config.model.kwargs.{field}={value!r}: expected {expected} ({where}); {name} cannot "
+                            f"be built with it: {_describe(error)}") from error
+    raise UserError(f"config.model.kwargs={kwargs!r}: expected fields that {name} can be built with together; "
+                    f"{_describe(failure)}") from failure
+
+
+def _describe(error: BaseException) -> str:
+    return f"{type(error).__name__}: {one_line(error)}"

@@ -31,6 +31,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from jdeblur.checks import check_choice, check_rank
+from jdeblur.errors import UserError, one_line
 from jdeblur.physics import kernel_mixture
 from jdeblur.physics.noise import (
     gaussian_noise,
@@ -39,7 +40,7 @@ from jdeblur.physics.noise import (
     quantize_8bit,
     sample_noise_levels,
 )
-from jdeblur.physics.operators import BOUNDARIES, blur, crop_valid
+from jdeblur.physics.operators import BOUNDARIES, METHODS, blur, crop_valid
 
 KERNEL_STREAM = 0
 NOISE_STREAM = 1
@@ -113,7 +114,12 @@ def degrade_with_info(key, x, cfg) -> Degradation:
       A ``Degradation`` (y, kernel, noise_sigma, family).
     """
     check_rank(x, "x", (4,), "a batch (B, H, W, C)")
-    _check_config(cfg, x.shape)
+    _check_fields(cfg)
+    if cfg.boundary == "valid" and min(x.shape[1:3]) < cfg.blur.size:
+        raise ValueError(
+            f"x: a 'valid' degradation needs images at least config.degrade.blur.size = "
+            f"{cfg.blur.size} on each side, got shape {tuple(x.shape)}"
+        )
     frozen = cfg if isinstance(cfg, ml_collections.FrozenConfigDict) else _freeze(cfg)
     return _degrade(key, x, frozen)
 
@@ -145,20 +151,40 @@ def _degrade(key, x, cfg) -> Degradation:
     return Degradation(y=y, kernel=kernel, noise_sigma=noise_sigma, family=family)
 
 
-def _check_config(cfg, x_shape):
-    """Raises ValueError, naming the field, for a degradation config that cannot apply to x."""
-    check_choice(cfg.boundary, "cfg.boundary", BOUNDARIES)
-    check_choice(cfg.noise.kind, "cfg.noise.kind", NOISE_KINDS)
-    # cfg.blur itself is validated by the kernel mixture.
-    if cfg.boundary == "valid" and min(x_shape[1:3]) < cfg.blur.size:
-        raise ValueError(
-            f"x: a 'valid' degradation needs images at least cfg.blur.size = "
-            f"{cfg.blur.size} on each side, got shape {tuple(x_shape)}"
-        )
+def valid_margin(cfg) -> int:
+    """Rows and columns of context on each side of a patch that ``cfg``'s blur consumes: the
+    margin a training patch carries for a 'valid' boundary, 0 for the others."""
+    return cfg.blur.size // 2 if cfg.boundary == "valid" else 0
+
+
+def check_degrade_config(cfg, *, patch_size: int) -> None:
+    """Raises UserError, naming the field, unless ``config.degrade`` degrades training patches.
+
+    Checks the fields, then traces ``degrade`` on one patch of ``patch_size`` (plus the 'valid'
+    margin) with ``jax.eval_shape``: the kernel samplers and the noise see their settings, and
+    nothing is computed.
+    """
+    _check_fields(cfg)
+    side = patch_size + 2 * valid_margin(cfg)
+    patch = jax.ShapeDtypeStruct((1, side, side, 3), jnp.float32)
+    try:
+        jax.eval_shape(lambda x: degrade(jax.random.key(0), x, cfg), patch)
+    except UserError:
+        raise
+    except (ValueError, TypeError) as e:
+        raise UserError(f"config.degrade: {one_line(e)}") from e
+
+
+def _check_fields(cfg):
+    """Raises UserError, naming the field, for a degradation config that cannot apply."""
+    check_choice(cfg.boundary, "config.degrade.boundary", BOUNDARIES)
+    check_choice(cfg.method, "config.degrade.method", METHODS)
+    check_choice(cfg.noise.kind, "config.degrade.noise.kind", NOISE_KINDS)
+    kernel_mixture.validate_blur_config(cfg.blur)
     if cfg.noise.kind in ("gaussian", "poisson_gaussian"):
-        _check_range(cfg.noise.sigma, "cfg.noise.sigma", positive=cfg.noise.sigma_log_uniform)
+        _check_range(cfg.noise.sigma, "config.degrade.noise.sigma", positive=cfg.noise.sigma_log_uniform)
     if cfg.noise.kind in ("poisson", "poisson_gaussian"):
-        _check_range(cfg.noise.peak, "cfg.noise.peak", positive=True)
+        _check_range(cfg.noise.peak, "config.degrade.noise.peak", positive=True)
 
 
 def _check_range(value, name, *, positive):
@@ -169,7 +195,7 @@ def _check_range(value, name, *, positive):
         ok = False
     if not ok:
         bound = "0 < low" if positive else "0 <= low"
-        raise ValueError(
+        raise UserError(
             f"{name}: expected a range (low, high) with {bound} <= high, got {value!r}"
         )
 

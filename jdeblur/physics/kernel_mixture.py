@@ -18,8 +18,10 @@ import ml_collections
 import numpy as np
 
 from jdeblur.checks import check_choice
+from jdeblur.errors import UserError
 from jdeblur.physics import kernels, trajectories
 
+FIELD = "config.degrade.blur"  # where an experiment holds this config; errors name fields under it
 FAMILIES: tuple[str, ...] = ("gaussian", "disk", "box", "linear_motion", "camera_shake", "gp_motion")
 
 # Range fields of each family, and an upper bound (as a function of the kernel size) where a
@@ -97,54 +99,54 @@ def _check_range(value, name: str, *, signed: bool, upper=None) -> None:
     ok = (isinstance(value, (tuple, list)) and len(value) == 2
           and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value))
     if not ok:
-        raise ValueError(f"{name}: expected a range (low, high) of two finite numbers, got {value!r}")
+        raise UserError(f"{name}: expected a range (low, high) of two finite numbers, got {value!r}")
     low, high = value
     if low > high:
-        raise ValueError(f"{name}: expected low <= high, got {value!r}")
+        raise UserError(f"{name}: expected low <= high, got {value!r}")
     if not signed and low < 0:
-        raise ValueError(f"{name}: expected a range of values >= 0, got {value!r}")
+        raise UserError(f"{name}: expected a range of values >= 0, got {value!r}")
     if upper is not None and high > upper:
-        raise ValueError(f"{name}: expected high <= {upper:g} (the kernel window), got {value!r}")
+        raise UserError(f"{name}: expected high <= {upper:g} (the kernel window), got {value!r}")
 
 
 def _check_int(value, name: str, minimum: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name}: expected an int >= {minimum}, got {value!r}")
+        raise UserError(f"{name}: expected an int >= {minimum}, got {value!r}")
 
 
 def validate_blur_config(cfg: ml_collections.ConfigDict) -> None:
-    """Raises ValueError, naming the field, unless ``cfg`` is a valid kernel-mixture config."""
-    _check_int(cfg.get("size"), "size", 3)
+    """Raises UserError, naming the field (``config.degrade.blur.*``), unless ``cfg`` is a valid mixture."""
+    _check_int(cfg.get("size"), f"{FIELD}.size", 3)
     size = cfg.size
     families = tuple(cfg.get("families") or ())
     if not families:
-        raise ValueError(f"families: expected a non-empty tuple of names from {FAMILIES}, got {families!r}")
+        raise UserError(f"{FIELD}.families: expected a non-empty tuple of names from {FAMILIES}, got {families!r}")
     for name in families:
-        check_choice(name, "families", FAMILIES)
+        check_choice(name, f"{FIELD}.families", FAMILIES)
     if len(set(families)) != len(families):
-        raise ValueError(f"families: expected distinct names, got {families!r}")
+        raise UserError(f"{FIELD}.families: expected distinct names, got {families!r}")
     weights = tuple(cfg.get("weights") or ())
     if len(weights) != len(families):
-        raise ValueError(f"weights: expected {len(families)} weights, one per family {families}, got {weights!r}")
+        raise UserError(f"{FIELD}.weights: expected {len(families)} weights, one per family {families}, got {weights!r}")
     if not all(isinstance(w, (int, float)) and math.isfinite(w) and w >= 0 for w in weights) or sum(weights) <= 0:
-        raise ValueError(f"weights: expected finite values >= 0, not all 0, got {weights!r}")
+        raise UserError(f"{FIELD}.weights: expected finite values >= 0, not all 0, got {weights!r}")
     for name in families:
         family_cfg = cfg.get(name)
         if family_cfg is None:
-            raise ValueError(f"{name}: the config has no sub-dict for family {name!r}")
+            raise UserError(f"{FIELD}.{name}: the config has no sub-dict for family {name!r}")
         for field, bound in _RANGES[name].items():
             upper = bound(size) if bound is not None else None
-            _check_range(family_cfg.get(field), f"{name}.{field}", signed=field in _ANGLE_FIELDS, upper=upper)
+            _check_range(family_cfg.get(field), f"{FIELD}.{name}.{field}", signed=field in _ANGLE_FIELDS, upper=upper)
     if "camera_shake" in families:
-        _check_int(cfg.camera_shake.get("num_samples"), "camera_shake.num_samples", 2)
+        _check_int(cfg.camera_shake.get("num_samples"), f"{FIELD}.camera_shake.num_samples", 2)
         if cfg.camera_shake.get("canvas") is not None:
-            _check_int(cfg.camera_shake.canvas, "camera_shake.canvas", 1)
+            _check_int(cfg.camera_shake.canvas, f"{FIELD}.camera_shake.canvas", 1)
     if "gp_motion" in families:
-        _check_int(cfg.gp_motion.get("num_samples"), "gp_motion.num_samples", 2)
-        check_choice(cfg.gp_motion.get("nu"), "gp_motion.nu", (1.5, 2.5))
+        _check_int(cfg.gp_motion.get("num_samples"), f"{FIELD}.gp_motion.num_samples", 2)
+        check_choice(cfg.gp_motion.get("nu"), f"{FIELD}.gp_motion.nu", (1.5, 2.5))
         length_scale = cfg.gp_motion.get("length_scale")
         if not isinstance(length_scale, (int, float)) or not length_scale > 0:
-            raise ValueError(f"gp_motion.length_scale: expected a number > 0, got {length_scale!r}")
+            raise UserError(f"{FIELD}.gp_motion.length_scale: expected a number > 0, got {length_scale!r}")
 
 
 def _in_range(u, value_range):

@@ -1,4 +1,5 @@
-"""The full experiment config schema with its defaults; every experiment starts from ``base_config()``.
+"""The experiment config: its schema and defaults (``base_config()``, where every experiment starts)
+and its checks (``validate(config)``, each section checked by the module that owns it).
 
 Sections: ``seed``; ``model`` (registry name, variant, keyword overrides); ``data`` (the dataset
 and input pipeline, ``jdeblur.data.pipeline``); ``degrade`` (synthetic blur and noise applied in
@@ -7,21 +8,25 @@ the train step, ``jdeblur.physics.degrade``); ``loss`` (weights of the named los
 """
 import ml_collections
 
-from jdeblur.data.pipeline import default_data_config
-from jdeblur.losses import LOSSES
-from jdeblur.physics.degrade import default_degrade_config
-from jdeblur.train.optim import default_optim_config
+from jdeblur import losses
+from jdeblur.checks import check_choice, check_positive
+from jdeblur.data import pipeline
+from jdeblur.data.datasets import PAIRED
+from jdeblur.errors import UserError
+from jdeblur.models import registry
+from jdeblur.physics import degrade
+from jdeblur.train import evaluate, optim, parallel, step
 
 
 def base_config() -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
     c.seed = 0
     c.model = ml_collections.ConfigDict(dict(name="unet", variant="small", kwargs=ml_collections.ConfigDict()))
-    c.data = default_data_config()
-    c.degrade = default_degrade_config()
-    c.loss = ml_collections.ConfigDict({name: 0.0 for name in LOSSES})
+    c.data = pipeline.default_data_config()
+    c.degrade = degrade.default_degrade_config()
+    c.loss = ml_collections.ConfigDict({name: 0.0 for name in losses.LOSSES})
     c.loss.charbonnier = 1.0
-    c.optim = default_optim_config()
+    c.optim = optim.default_optim_config()
     c.train = ml_collections.ConfigDict(dict(
         steps=1000,
         global_batch=16,       # the experiment's contract: same on 1 or 64 devices
@@ -57,3 +62,39 @@ def base_config() -> ml_collections.ConfigDict:
         rl_iterations=30,
     ))
     return c
+
+
+def check_train_config(train_cfg) -> None:
+    """Raises UserError, naming the field, unless ``config.train`` can run on this run's devices."""
+    for field in ("steps", "global_batch", "microbatches", "log_every", "eval_every", "checkpoint_every"):
+        check_positive(train_cfg[field], f"config.train.{field}")
+    check_positive(train_cfg.keep_checkpoints, "config.train.keep_checkpoints")
+    check_choice(train_cfg.parallel, "config.train.parallel", parallel.MODES)
+    check_choice(train_cfg.nonfinite, "config.train.nonfinite", step.NONFINITE_MODES)
+    if not 0.0 <= train_cfg.ema_decay < 1.0:
+        raise UserError(f"config.train.ema_decay={train_cfg.ema_decay!r}: expected a value in [0, 1)")
+    per_device = parallel.per_device_batch(train_cfg.global_batch, parallel.make_mesh(train_cfg.num_devices))
+    if per_device % train_cfg.microbatches:
+        raise UserError(f"config.train.microbatches={train_cfg.microbatches}: expected a divisor of the "
+                        f"per-device batch {per_device}")
+
+
+def validate(config) -> None:
+    """Raises UserError, naming the field and what it expects, for a config that training would fail on.
+
+    Each section is checked by the module that owns it, by building what training builds first
+    (cheaply: the model and the degradation are traced with ``jax.eval_shape``, no image is read):
+    the model (``models.registry``), the data (``data.pipeline``), the train settings (here), the
+    loss (``losses``), the optimizer (``train.optim``), the degradation (``physics.degrade``) and
+    the evaluation (``train.evaluate``). Nothing is written. ``train_and_evaluate``, ``launch.py``
+    and sweeps call it before they write anything.
+    """
+    registry.check_model_config(config.model)
+    model = registry.build_model(config.model)
+    pipeline.check_data_config(config.data, size_multiple=model.size_multiple)
+    check_train_config(config.train)
+    losses.check_loss_config(config.loss)
+    optim.check_optim_config(config.optim)
+    if config.data.name not in PAIRED:  # real pairs are not degraded
+        degrade.check_degrade_config(config.degrade, patch_size=config.data.patch_size)
+    evaluate.check_eval_config(config.eval)

@@ -23,6 +23,8 @@ import numpy as np
 
 from jdeblur import infer, metrics
 from jdeblur.atomic import replacing, write_json, write_text
+from jdeblur.checks import check_choice, check_positive
+from jdeblur.errors import UserError
 from jdeblur.physics.kernel_mixture import FAMILIES
 from jdeblur.restore.fourier import wiener
 from jdeblur.restore.richardson_lucy import richardson_lucy
@@ -250,3 +252,15 @@ def evaluate_workdir(workdir, *, split=None, convention=None, which="best", max_
     paths = write_table(table, convention, workdir / f"eval_{split}_{convention}", title=title)
     echo("written: " + ", ".join(map(str, paths)))
     return {"table": table, "by_family": families, "step": step}
+
+
+def check_eval_config(eval_cfg) -> None:
+    """Raises UserError, naming the field, unless ``config.eval`` can score a run."""
+    check_choice(eval_cfg.convention, "config.eval.convention", metrics.CONVENTIONS)
+    check_positive(eval_cfg.max_pixels, "config.eval.max_pixels")
+    for field, least in (("draws", 1), ("seed", 0)):
+        value = eval_cfg[field]
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise UserError(f"config.eval.{field}={value!r}: expected an integer >= {least}")
+    for family in eval_cfg.blur_families:
+        check_choice(family, "config.eval.blur_families", FAMILIES)

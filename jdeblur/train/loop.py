@@ -20,6 +20,7 @@ evaluation), so it names the first bad step exactly without a host sync per step
 ``train.nonfinite='stop'`` ends the run, keeping the last good checkpoint (the bad state is never
 saved), and ``'skip'`` (the step left the state unchanged) logs and counts the skipped steps.
 """
+import functools
 import json
 import os
 import pathlib
@@ -35,16 +36,18 @@ from jdeblur import losses
 from jdeblur.atomic import write_json, write_text
 from jdeblur.data import dead_leaves
 from jdeblur.data.datasets import PAIRED
-from jdeblur.data.pipeline import device_prefetch, make_batches
-from jdeblur.models.registry import get_model
-from jdeblur.physics.degrade import SHARP_STREAM, degrade, sharp_target
+from jdeblur.data.pipeline import DevicePrefetchIterator, make_batches
+from jdeblur.models.registry import build_model
+from jdeblur.physics.degrade import SHARP_STREAM, degrade, sharp_target, valid_margin
 from jdeblur.train import evaluate as evaluation
 from jdeblur.train import optim, parallel, provenance, workdir_lock
 from jdeblur.train.checkpoint import Checkpointer
+from jdeblur.train.defaults import validate
 from jdeblur.train.logger import MetricLogger, plot_curves, read_jsonl
-from jdeblur.train.step import create_state, make_train_step
+from jdeblur.train.state import abstract_state, eval_params, initial_state
+from jdeblur.train.step import make_train_step
+from jdeblur.workdir import FINAL
 
-FINAL = "final.json"
 FAULT_ENV = "JDEBLUR_FAULT"
 
 
@@ -75,6 +78,16 @@ def build_train_step(config, mesh, model, tx, schedule, *, prepare=None):
     return parallel.parallelize(step_fn, mesh, config.train.parallel)
 
 
+def device_prefetch(iterator, mesh, *, size: int = 2, mode: str = "shard_map") -> DevicePrefetchIterator:
+    """Places each host batch on ``mesh``'s devices, sharded over ``data``, ``size`` batches ahead.
+
+    ``mode`` is the step wrapper's (``'shard_map'``: global arrays sharded ``P('data')``, from each
+    process's local rows with ``jax.make_array_from_process_local_data`` when there are several;
+    ``'pmap'``: local arrays reshaped to ``(local devices, per device, ...)``).
+    """
+    return DevicePrefetchIterator(iterator, functools.partial(parallel.place_batch, mesh=mesh, mode=mode), size)
+
+
 def forget_records_after(path: pathlib.Path, step: int) -> None:
     """Drops the records of steps after ``step`` from a JSON-lines log, and a last line a kill tore."""
     if path.is_file():
@@ -102,19 +115,13 @@ def seed_streams(seed: int) -> dict:
     return {"init": init, "data": data_seed, "step": step}
 
 
-def build_model(config):
-    return get_model(config.model.name, variant=config.model.variant, **config.model.kwargs)
-
-
 def is_paired(config) -> bool:
     return config.data.name in PAIRED
 
 
 def input_margin(config) -> int:
     """Rows/columns of context around each patch that a 'valid' synthetic blur consumes."""
-    if is_paired(config) or config.degrade.boundary != "valid":
-        return 0
-    return config.degrade.blur.size // 2
+    return 0 if is_paired(config) else valid_margin(config.degrade)
 
 
 def make_prepare(config):
@@ -142,44 +149,24 @@ def make_prepare(config):
     return prepare_synthetic
 
 
-def _init_params(config, model, key):
-    size = config.data.patch_size
-    return model.init(key, jnp.zeros((1, size, size, 3), jnp.float32))["params"]
-
-
-def initial_state(config, model, tx, key):
-    """The train state at step 0."""
-    # Initialisation runs once: compile it without optimisation (10x faster to compile on CPU,
-    # where XLA otherwise spends seconds per parameter array on the random-number kernels).
-    init = jax.jit(lambda k: _init_params(config, model, k),
-                   compiler_options={"xla_backend_optimization_level": 0})
-    return create_state(init(key), tx, ema=config.train.ema_decay > 0)
-
-
-def abstract_state(config, model, tx):
-    """The shapes and dtypes of the train state, computed without running anything."""
-    params = jax.eval_shape(lambda: _init_params(config, model, jax.random.key(0)))
-    return jax.eval_shape(lambda p: create_state(p, tx, ema=config.train.ema_decay > 0), params)
-
-
-def eval_params(state):
-    return state["ema_params"] if "ema_params" in state else state["params"]
-
-
 def train_and_evaluate(config, workdir, *, stop_after: int | None = None) -> dict | None:
     """Trains ``config`` in ``workdir`` (resuming if it holds checkpoints); returns the final results.
 
     Args:
       stop_after: end this invocation after that many steps in all (a checkpoint is saved there),
         e.g. to fit a cluster's time slot; rerunning continues. Returns None in that case.
+
+    Raises:
+      UserError: for a config that ``jdeblur.train.defaults.validate`` refuses, before anything
+        is written.
     """
+    validate(config)  # a UserError naming the field, before anything is built or written
     workdir = pathlib.Path(workdir)
     train_cfg, eval_cfg = config.train, config.eval
 
     mesh = parallel.make_mesh(train_cfg.num_devices)
-    parallel.per_device_batch(train_cfg.global_batch, mesh)
     streams = seed_streams(config.seed)
-    model = build_model(config)
+    model = build_model(config.model)
     tx, schedule = optim.make_optimizer(config.optim, train_cfg.steps)
     train_step = build_train_step(config, mesh, model, tx, schedule)
 

@@ -10,6 +10,7 @@ import ml_collections
 import optax
 
 from jdeblur.checks import check_choice, check_positive
+from jdeblur.errors import UserError
 
 SCHEDULES = ("constant", "cosine", "warmup_cosine", "piecewise")
 OPTIMIZERS = ("adam", "adamw")
@@ -35,10 +36,23 @@ def default_optim_config() -> ml_collections.ConfigDict:
     )
 
 
+def check_optim_config(cfg) -> None:
+    """Raises UserError, naming the field, unless ``config.optim`` builds an optimizer."""
+    check_choice(cfg.name, "config.optim.name", OPTIMIZERS)
+    check_choice(cfg.schedule, "config.optim.schedule", SCHEDULES)
+    check_positive(cfg.lr, "config.optim.lr")
+    for field in ("final_lr", "warmup_steps", "weight_decay", "clip_norm"):
+        check_positive(cfg[field], f"config.optim.{field}", allow_zero=True)
+    if len(cfg.boundaries) != len(cfg.scales):
+        raise UserError(
+            f"config.optim.boundaries={tuple(cfg.boundaries)} and config.optim.scales={tuple(cfg.scales)}: "
+            f"expected the same length"
+        )
+
+
 def make_schedule(cfg, total_steps: int) -> optax.Schedule:
     """The learning-rate schedule named by ``cfg.schedule`` over ``total_steps``."""
-    check_choice(cfg.schedule, "optim.schedule", SCHEDULES)
-    check_positive(cfg.lr, "optim.lr")
+    check_optim_config(cfg)
     total_steps = max(int(total_steps), 1)
     if cfg.schedule == "constant":
         return optax.constant_schedule(cfg.lr)
@@ -50,17 +64,11 @@ def make_schedule(cfg, total_steps: int) -> optax.Schedule:
             init_value=0.0, peak_value=cfg.lr, warmup_steps=warmup,
             decay_steps=total_steps, end_value=cfg.final_lr,
         )
-    if len(cfg.boundaries) != len(cfg.scales):
-        raise ValueError(
-            f"optim.boundaries and optim.scales: expected the same length, "
-            f"got {len(cfg.boundaries)} and {len(cfg.scales)}"
-        )
     return optax.piecewise_constant_schedule(cfg.lr, dict(zip(map(int, cfg.boundaries), map(float, cfg.scales))))
 
 
 def make_optimizer(cfg, total_steps: int) -> tuple[optax.GradientTransformation, optax.Schedule]:
     """Returns the optimizer (with clipping) and its schedule, so the step can log the rate."""
-    check_choice(cfg.name, "optim.name", OPTIMIZERS)
     schedule = make_schedule(cfg, total_steps)
     if cfg.name == "adam":
         base = optax.adam(schedule, b1=cfg.b1, b2=cfg.b2, eps=cfg.eps)

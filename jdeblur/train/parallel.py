@@ -15,6 +15,7 @@ import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 from jdeblur.checks import check_choice
+from jdeblur.errors import UserError
 from jdeblur.train.step import AXIS
 
 MODES = ("shard_map", "pmap")
@@ -44,17 +45,18 @@ def make_mesh(num_devices: int | None = None) -> jax.sharding.Mesh:
     devices = jax.devices()
     if num_devices is not None:
         if not 1 <= num_devices <= len(devices):
-            raise ValueError(f"num_devices: expected 1..{len(devices)}, got {num_devices}")
+            raise UserError(f"config.train.num_devices={num_devices}: expected 1..{len(devices)} (the devices "
+                            f"of this run) or None (all)")
         devices = devices[:num_devices]
     return jax.make_mesh((len(devices),), (AXIS,), devices=devices)
 
 
 def per_device_batch(global_batch: int, mesh) -> int:
-    """The per-device share of the global batch; raises unless the devices divide it."""
+    """The per-device share of the global batch; raises UserError unless the devices divide it."""
     n = mesh.devices.size
     if global_batch % n:
-        raise ValueError(
-            f"train.global_batch={global_batch} must be a multiple of the number of devices ({n})"
+        raise UserError(
+            f"config.train.global_batch={global_batch}: expected a multiple of the number of devices ({n})"
         )
     return global_batch // n
 

@@ -25,7 +25,7 @@ class ConfigMismatchError(ValueError):
 
 def git_commit() -> str | None:
     """The commit of the code being run (with ``+dirty`` for uncommitted changes), if in a git checkout."""
-    root = pathlib.Path(__file__).resolve().parent.parent.parent
+    root = cfglib.REPO
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
                                 timeout=10, check=True).stdout.strip()

@@ -8,8 +8,8 @@ function, so both give the same result. The step is invariant to how the global 
 - the loss is a mean over images, gradients are averaged over microbatches and then over devices
   (``pmean``), which equals the gradient of the global-batch mean up to float reduction order.
 
-The train state is a plain dict: ``params``, ``opt_state``, ``step`` and, when enabled,
-``ema_params`` (an exponential moving average of the parameters, used for evaluation).
+The train state is a plain dict (``jdeblur.train.state``): ``params``, ``opt_state``, ``step``
+and, when enabled, ``ema_params`` (an exponential moving average of the parameters).
 
 Non-finite values: every step reports ``finite`` (the loss and every gradient are finite), so the
 loop can name the first bad step exactly without a host sync per step. With ``skip_nonfinite``
@@ -26,14 +26,6 @@ from jdeblur import metrics
 
 AXIS = "data"
 NONFINITE_MODES = ("stop", "skip")  # config.train.nonfinite: what the loop does on a non-finite step
-
-
-def create_state(params, tx: optax.GradientTransformation, *, ema: bool) -> dict:
-    """The initial train state for ``params``; ``ema`` adds a parameter average starting at params."""
-    state = {"params": params, "opt_state": tx.init(params), "step": jnp.zeros((), jnp.int32)}
-    if ema:
-        state["ema_params"] = jax.tree.map(jnp.copy, params)
-    return state
 
 
 def all_finite(tree) -> jax.Array:

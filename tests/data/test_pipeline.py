@@ -4,10 +4,10 @@ import json
 import jax
 import numpy as np
 import pytest
-from jax.sharding import PartitionSpec as P
+from jax.sharding import NamedSharding, PartitionSpec as P
 
 from jdeblur.data.pipeline import (
-    EpochPermutations, PhasedBatches, default_data_config, device_prefetch, make_batches, make_train_dataset,
+    DevicePrefetchIterator, EpochPermutations, PhasedBatches, default_data_config, make_batches, make_train_dataset,
     make_train_loader, patch_phases)
 
 
@@ -128,18 +128,23 @@ def test_loader_of_built_pairs_keeps_them_aligned(tmp_path, rng, write_image):
         np.testing.assert_array_equal(batch["blurred"], lookup[batch["sharp"]])
 
 
+def shard_over(mesh):
+    """Places a host batch on ``mesh``'s devices, split over ``data`` (as the trainer does)."""
+    return lambda batch: jax.device_put(batch, NamedSharding(mesh, P("data")))
+
+
 def test_device_prefetch_shards_over_data_and_resumes(rng):
     mesh = jax.make_mesh((8,), ("data",), devices=jax.devices()[:8])
     source = random_source(rng)
     make = lambda: iter(make_train_dataset(source, ("sharp",), config(), seed=2, global_batch=8,
                                            process_index=0, process_count=1))
     host = take(make(), 4)
-    prefetched = device_prefetch(make(), mesh, size=2)
+    prefetched = DevicePrefetchIterator(make(), shard_over(mesh), 2)
     first = take(prefetched, 2)
     assert isinstance(first[0]["sharp"], jax.Array) and first[0]["sharp"].sharding.spec == P("data")
     assert len(first[0]["sharp"].sharding.device_set) == 8
     state = json.loads(json.dumps(prefetched.get_state()))  # taken with 2 more batches in flight
-    resumed = device_prefetch(make(), mesh, size=2)
+    resumed = DevicePrefetchIterator(make(), shard_over(mesh), 2)
     resumed.set_state(state)
     assert_batches_equal(first + take(resumed, 2), host)
 
@@ -187,7 +192,7 @@ def test_phased_batches_close_each_finished_phase_and_the_current_one(rng):
     with pytest.raises(ValueError, match="closed"):
         next(opened[1])
     mesh = jax.make_mesh((1,), ("data",), devices=jax.devices()[:1])
-    prefetched = device_prefetch(batches, mesh, size=2)
+    prefetched = DevicePrefetchIterator(batches, shard_over(mesh), 2)
     next(prefetched)
     prefetched.close()
     with pytest.raises(ValueError, match="closed"):

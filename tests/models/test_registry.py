@@ -1,9 +1,11 @@
 """Tests for the model registry: discovery, presets, overrides and the errors that list valid choices."""
 import jax.numpy as jnp
+import ml_collections
 import pytest
 
+from jdeblur.errors import UserError
 from jdeblur.models import nafnet, unet
-from jdeblur.models.registry import get_model, list_models
+from jdeblur.models.registry import check_model_config, get_model, list_models
 
 
 def test_list_models_names_every_model_with_its_variants():
@@ -33,3 +35,31 @@ def test_get_model_applies_variant_then_overrides():
 def test_bad_names_raise_value_errors_listing_valid_choices(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def model_config(name="unet", variant="tiny", **kwargs):
+    return ml_collections.ConfigDict(dict(name=name, variant=variant, kwargs=kwargs))
+
+
+@pytest.mark.parametrize("cfg, message", [
+    (model_config(name="resnet"), r"^config.model.name='resnet': unknown model; valid models: nafnet, unet$"),
+    (model_config(variant="huge"), r"^config.model.variant='huge': unknown variant of unet; valid variants: tiny,"),
+    (model_config(widht=8), r"^config.model.kwargs: unknown field\(s\) \['widht'\] of unet; valid fields: .*width"),
+    (model_config(width=0), r"^config.model.kwargs.width=0: expected int, such as 8 \(variant tiny's\); unet cannot "
+                            r"be built with it: ZeroDivisionError"),
+    (model_config("nafnet", width="a"), r"^config.model.kwargs.width='a': expected int, such as 16 \(variant tiny's\)"),
+    (model_config(variant=None, depth=-1), r"^config.model.kwargs.depth=-1: expected int, such as 4 \(the default\)"),
+])
+def test_check_model_config_builds_the_model_abstractly_and_names_the_field(cfg, message):
+    with pytest.raises(UserError, match=message) as info:
+        check_model_config(cfg)
+    assert "\n" not in str(info.value)
+
+
+def test_check_model_config_accepts_every_variant_and_writes_nothing(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for name, variants in list_models().items():
+        for variant in variants:
+            check_model_config(model_config(name, variant))
+    check_model_config(model_config(width=12, blocks=0))  # fields that build, together
+    assert list(tmp_path.iterdir()) == []

@@ -166,14 +166,14 @@ def test_default_config_is_valid_and_documented_fields_exist():
     [
         ({}, (24, 26, 3), "x: expected"),
         ({}, (2, 4, 26, 3), "x: a 'valid' degradation needs images at least"),
-        ({"noise.kind": "speckle"}, _SHAPE, "cfg.noise.kind: expected one of"),
-        ({"boundary": "same"}, _SHAPE, "cfg.boundary: expected one of"),
-        ({"noise.kind": "gaussian", "noise.sigma": (-0.1, 0.1)}, _SHAPE, "cfg.noise.sigma"),
-        ({"noise.kind": "gaussian", "noise.sigma": (0.2, 0.1)}, _SHAPE, "cfg.noise.sigma"),
+        ({"noise.kind": "speckle"}, _SHAPE, "config.degrade.noise.kind: expected one of"),
+        ({"boundary": "same"}, _SHAPE, "config.degrade.boundary: expected one of"),
+        ({"noise.kind": "gaussian", "noise.sigma": (-0.1, 0.1)}, _SHAPE, "config.degrade.noise.sigma"),
+        ({"noise.kind": "gaussian", "noise.sigma": (0.2, 0.1)}, _SHAPE, "config.degrade.noise.sigma"),
         ({"noise.kind": "gaussian", "noise.sigma": (0.0, 0.1), "noise.sigma_log_uniform": True},
-         _SHAPE, "cfg.noise.sigma"),
-        ({"noise.kind": "poisson", "noise.peak": (0.0, 10.0)}, _SHAPE, "cfg.noise.peak"),
-        ({"noise.kind": "poisson_gaussian", "noise.peak": (10.0,)}, _SHAPE, "cfg.noise.peak"),
+         _SHAPE, "config.degrade.noise.sigma"),
+        ({"noise.kind": "poisson", "noise.peak": (0.0, 10.0)}, _SHAPE, "config.degrade.noise.peak"),
+        ({"noise.kind": "poisson_gaussian", "noise.peak": (10.0,)}, _SHAPE, "config.degrade.noise.peak"),
     ],
 )
 def test_bad_config_or_input_raises_naming_it(change, shape, match):

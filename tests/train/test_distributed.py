@@ -16,9 +16,11 @@ import jax
 import numpy as np
 import pytest
 
-from jdeblur.train import loop, optim
+from jdeblur.models.registry import build_model
+from jdeblur.train import optim
 from jdeblur.train.checkpoint import Checkpointer
 from jdeblur.train.parallel import make_mesh
+from jdeblur.train.state import abstract_state
 from jdeblur.workdir import load_config
 from tests.test_launch import QUICKSTART_LOCAL, REPO
 
@@ -65,7 +67,7 @@ def train(env, workdir, data_dir, *, processes: int) -> list[str]:
 def state_at(workdir, step, devices):
     """The train state of the checkpoint of ``step``, restored replicated over ``devices`` devices."""
     config = load_config(workdir)
-    abstract = loop.abstract_state(config, loop.build_model(config),
+    abstract = abstract_state(config, build_model(config.model),
                                    optim.make_optimizer(config.optim, config.train.steps)[0])
     manager = Checkpointer(workdir, read_only=True)
     try:

@@ -6,11 +6,13 @@ import jax
 import numpy as np
 import pytest
 
+from jdeblur.models.registry import build_model
 from jdeblur.train import loop
 from jdeblur.train import optim
 from jdeblur.train.checkpoint import Checkpointer
 from jdeblur.train.defaults import base_config
 from jdeblur.train.parallel import make_mesh
+from jdeblur.train.state import abstract_state
 from jdeblur.workdir import load_config, load_trained
 
 pytestmark = pytest.mark.slow
@@ -49,7 +51,7 @@ def params_of(workdir, which="latest"):
 
 def abstract_args(workdir):
     config = load_config(workdir)
-    return config, loop.build_model(config), optim.make_optimizer(config.optim, config.train.steps)[0]
+    return config, build_model(config.model), optim.make_optimizer(config.optim, config.train.steps)[0]
 
 
 def losses(workdir):
@@ -101,7 +103,7 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path, data_dir, whole_run):
     # Every checkpoint carries the input iterator's state beside the train state.
     manager = Checkpointer(parts, read_only=True)
     for step in manager.steps():
-        _, data_state = manager.restore(step, loop.abstract_state(*abstract_args(parts)), make_mesh(1))
+        _, data_state = manager.restore(step, abstract_state(*abstract_args(parts)), make_mesh(1))
         assert data_state and json.dumps(data_state)
     manager.close()
 

@@ -7,6 +7,7 @@ import optax
 import pytest
 
 from jdeblur.train import parallel, step as steplib
+from jdeblur.train.state import create_state
 
 
 class TinyNet(nn.Module):
@@ -47,7 +48,7 @@ def run(batches, *, devices, mode="shard_map", microbatches=1, seed=1, steps=3, 
         prepare=prepare, microbatches=microbatches, ema_decay=0.5, skip_nonfinite=skip_nonfinite,
     )
     train_step = parallel.parallelize(step_fn, mesh, mode)
-    state = parallel.replicate(steplib.create_state(params, tx, ema=True), mesh)
+    state = parallel.replicate(create_state(params, tx, ema=True), mesh)
     history = []
     for i in range(steps):
         state, stats = train_step(state, parallel.place_batch({"sharp": batches[i]}, mesh, mode), jax.random.key(seed))
