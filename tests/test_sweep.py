@@ -144,8 +144,7 @@ def test_report_per_blur_family(tmp_path, rng):
 
 # --- a run ends with its sweep (kill -9 of the sweep included) ---
 
-REPO = pathlib.Path(__file__).resolve().parent.parent
-RUN = ("import sys, time; sys.platform = sys.argv[1]; from jdeblur.sweep import die_with_sweep; "
+RUN = ("import sys, time; from jdeblur.sweep import die_with_sweep; sys.platform = sys.argv[1]; "
        "die_with_sweep(poll_s=0.05); print('armed', flush=True); time.sleep(60)")
 SWEEP = ("import os, subprocess, sys; child = subprocess.Popen([sys.executable, '-c', sys.argv[1], sys.argv[2]], "
          "env={**os.environ, 'JDEBLUR_SWEEP_PID': str(os.getpid())}, stdout=subprocess.PIPE, text=True); "
@@ -172,7 +171,7 @@ def wait_until_dead(pid: int, timeout_s: float = 10.0) -> bool:
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 @pytest.mark.parametrize("platform", ["linux", "darwin"])  # the kernel's death signal; the watching thread
 def test_a_run_dies_with_its_sweep_on_kill_9(platform):
-    fake_sweep = subprocess.Popen([sys.executable, "-c", SWEEP, RUN, platform], cwd=REPO, stdout=subprocess.PIPE,
+    fake_sweep = subprocess.Popen([sys.executable, "-c", SWEEP, RUN, platform], cwd=cfglib.REPO, stdout=subprocess.PIPE,
                                   text=True)
     run_pid = int(fake_sweep.stdout.readline())
     try:
@@ -186,7 +185,7 @@ def test_a_run_dies_with_its_sweep_on_kill_9(platform):
 
 
 def test_a_run_whose_sweep_has_already_ended_stops_at_once():
-    run = subprocess.run([sys.executable, "-c", RUN, sys.platform], cwd=REPO, capture_output=True, text=True,
+    run = subprocess.run([sys.executable, "-c", RUN, sys.platform], cwd=cfglib.REPO, capture_output=True, text=True,
                          env={**os.environ, "JDEBLUR_SWEEP_PID": "1"}, timeout=60)
     assert run.returncode == 1 and "armed" not in run.stdout
     assert "the sweep that started this run (process 1) has ended" in run.stderr
