@@ -20,6 +20,8 @@ The same sweep shrunk to the quickstart's runlocal size (two seeds; 79 s here fo
 run at that size:
     python launch.py sweep --config experiments/ablate_blur_families.py:runlocal --root /tmp/ablate_families
     python launch.py train --config experiments/ablate_blur_families.py:runlocal --workdir /tmp/families_run
+
+Results: docs/results-and-ablations.md#ablations (full size, three seeds: the table and figure).
 """
 from jdeblur import config as cfglib
 

@@ -18,6 +18,8 @@ The same sweep shrunk to the quickstart's runlocal size (two seeds; 84 s here fo
     python launch.py sweep --config experiments/ablate_loss.py:runlocal --root /tmp/ablate_loss
 One run (the L1 + frequency point, the one with two terms) at that size:
     python launch.py train --config experiments/ablate_loss.py:runlocal --workdir /tmp/ablate_loss_run
+
+Results: docs/results-and-ablations.md#ablations (full size, three seeds, three of the four points).
 """
 from jdeblur import config as cfglib
 

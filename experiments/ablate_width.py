@@ -17,6 +17,8 @@ gather the table (mean ± std over seeds):
 The same sweep shrunk to the quickstart's runlocal size (two seeds), and one run at that size:
     python launch.py sweep --config experiments/ablate_width.py:runlocal --root /tmp/ablate_width
     python launch.py train --config experiments/ablate_width.py:runlocal --workdir /tmp/width_run
+
+Results: not run at full size yet (about 3 hours here); docs/results-and-ablations.md#ablations.
 """
 from jdeblur import config as cfglib
 from jdeblur.models.registry import build_model

@@ -17,6 +17,8 @@ Needs GoPro (GOPRO_Large) on disk. Run:
 scored on one test pair, to check a GoPro tree and the whole pipeline in well under a minute:
     python launch.py train --config experiments/gopro_nafnet.py:runlocal --workdir /tmp/nafnet_local \\
         --config.data.manual_dir=/data/GOPRO_Large
+
+Results: not run yet (needs GoPro and a GPU); docs/results-and-ablations.md#ablations says what has run.
 """
 from jdeblur.train.defaults import base_config
 

@@ -11,6 +11,8 @@ Needs GoPro (GOPRO_Large) on disk. Run:
 ``runlocal``: the same shrunk to a tiny U-Net, 32x32 patches and a few steps (as gopro_nafnet's):
     python launch.py train --config experiments/gopro_unet.py:runlocal --workdir /tmp/unet_local \\
         --config.data.manual_dir=/data/GOPRO_Large
+
+Results: not run yet (needs GoPro and a GPU); docs/results-and-ablations.md#ablations says what has run.
 """
 import ml_collections
 

@@ -9,6 +9,8 @@ Run:
     python launch.py sweep --config experiments/tiny_sweep.py --root runs/tiny_sweep
     python launch.py sweep --config experiments/tiny_sweep.py --root runs/tiny_sweep --dry-run
     python launch.py report --root runs/tiny_sweep
+
+Results: none to read; the tests run it (tests/test_launch.py).
 """
 from jdeblur import config as cfglib
 

@@ -3,7 +3,7 @@
 Images are NHWC (or HWC) float32 in [0, 1]. A batch gives one value per image (shape ``(N,)``),
 a single HWC image gives a scalar.
 
-The pinned convention (DESIGN.md): PSNR with data range 1; SSIM of Wang et al. 2004 exactly as
+The pinned convention (docs/conventions.md): PSNR with data range 1; SSIM of Wang et al. 2004 exactly as
 ``skimage.metrics.structural_similarity(a, b, gaussian_weights=True, sigma=1.5,
 use_sample_covariance=False, data_range=1, channel_axis=-1)`` computes it: Gaussian window of
 sigma 1.5 truncated at 3.5 sigma (11 taps), K1 0.01, K2 0.03, population covariance, the

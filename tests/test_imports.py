@@ -8,8 +8,10 @@ import pathlib
 
 import pytest
 
-PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "jdeblur"
-# Each layer imports nothing from the packages listed for it (DESIGN.md: models/ may import
+from jdeblur.config import REPO
+
+PACKAGE = REPO / "jdeblur"
+# Each layer imports nothing from the packages listed for it (models/ may import
 # physics/; nothing below imports models/; data/ is independent of training).
 FORBIDDEN = {
     "jdeblur.physics": ("jdeblur.models", "jdeblur.data", "jdeblur.train", "jdeblur.restore"),

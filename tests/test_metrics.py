@@ -13,7 +13,7 @@ from jdeblur import metrics
 
 
 def skimage_ssim(a, b):
-    """The pinned convention, as DESIGN.md states it; gray images are HxWx1."""
+    """The pinned convention, as docs/conventions.md states it; gray images are HxWx1."""
     return structural_similarity(a, b, gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
                                  data_range=1, channel_axis=-1)
 

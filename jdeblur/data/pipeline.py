@@ -39,16 +39,16 @@ def default_data_config() -> ml_collections.ConfigDict:
     config.data_dir = None  # Built datasets; None: $TFDS_DATA_DIR or ~/tensorflow_datasets.
     config.manual_dir = None  # The source folder of image_folder, paired_folder, gopro.
     config.builder_config = None  # gopro: 'blur' | 'blur_gamma'; folders: {'test_percent': ..., ...}.
-    config.train_split = "train"
-    config.eval_split = "test"
+    config.train_split = "train"  # The split patches are cut from (a TFDS split spec, e.g. "train[:6]").
+    config.eval_split = "test"  # The split scored during and after training.
     config.patch_size = 128  # Side of the delivered patch (after the margin is cut by a 'valid' blur).
     # Progressive patches: ((step, size), ...) switches to ``size`` from ``step`` on (PhasedBatches).
     config.patch_schedule = ()
-    config.shuffle = True
+    config.shuffle = True  # A new order of the records every epoch (False: their stored order).
     config.repeat = True  # False: one pass over the data (in whole global batches).
     config.augment = ml_collections.ConfigDict()
-    config.augment.flips = True
-    config.augment.rotations = True
+    config.augment.flips = True  # Random horizontal and vertical flips.
+    config.augment.rotations = True  # Random rotations by multiples of 90 degrees.
     config.augment.scale_range = (1.0, 1.0)  # Random zoom factors; (1, 1) is off.
     config.augment.brightness = 0.0  # Max relative brightness change; 0 is off.
     config.augment.color = 0.0  # Max relative change of each channel's gain; 0 is off.

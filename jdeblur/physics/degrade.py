@@ -85,9 +85,9 @@ def default_degrade_config() -> ml_collections.ConfigDict:
     # sigma up to 0.03 (about 8/255) is sensor noise of a well-lit photo; peaks of 30-1000
     # photons per white pixel span low light to daylight.
     cfg.noise.sigma = (0.0, 0.03)
-    cfg.noise.sigma_log_uniform = False
-    cfg.noise.peak = (30.0, 1000.0)
-    cfg.noise.peak_log_uniform = True
+    cfg.noise.sigma_log_uniform = False  # draw sigma log-uniformly (then low > 0)
+    cfg.noise.peak = (30.0, 1000.0)  # photons per white pixel, for the Poisson kinds
+    cfg.noise.peak_log_uniform = True  # draw the peak log-uniformly
     cfg.noise.quantize = False  # round y to 8 bits (after clipping), as a saved photo is
     cfg.clip = True  # clip y to [0, 1], as a sensor saturates
     return cfg

@@ -62,8 +62,8 @@ def default_blur_config() -> ml_collections.ConfigDict:
         own resolution; paths too large for the window are shrunk to fit.
       camera_shake.anxiety: shake amount range (DeblurGAN picks from 0.001 to 0.01).
       camera_shake.exposure: fraction of the path exposed, in [0, 1] (DeblurGAN: 1/10, 1/2, 1).
-      camera_shake.centripetal, .gaussian_shake, .prob_big_shake: ranges of Boracchi & Foi's
-        per-path parameters (their draws: [0, 0.7], [0, 10], [0, 0.2]).
+      camera_shake.centripetal, camera_shake.gaussian_shake, camera_shake.prob_big_shake: ranges of
+        Boracchi & Foi's per-path parameters (their draws: [0, 0.7], [0, 10], [0, 0.2]).
       camera_shake.num_samples: int, samples per path; the shake rates are rescaled to match
         the 2000-sample reference, fewer samples is a cheaper scan with the same statistics.
       gp_motion.sigma: GP standard deviation range, in kernel half-widths (deepinv: 0.25).

@@ -1,10 +1,21 @@
-"""The experiment config: its schema and defaults (``base_config()``, where every experiment starts)
-and its checks (``validate(config)``, each section checked by the module that owns it).
+"""The experiment config: every field with its default (``base_config()``), and its checks (``validate``).
 
-Sections: ``seed``; ``model`` (registry name, variant, keyword overrides); ``data`` (the dataset
-and input pipeline, ``jdeblur.data.pipeline``); ``degrade`` (synthetic blur and noise applied in
-the train step, ``jdeblur.physics.degrade``); ``loss`` (weights of the named losses,
-``jdeblur.losses``; 0 switches a term off); ``optim`` (``jdeblur.train.optim``); ``train``; ``eval``.
+Every experiment starts from ``base_config()`` and sets only what differs. Each field's default and
+meaning is written in one place, beside the line that sets it (tests/train/test_defaults.py checks
+that every field has a comment or a docstring entry):
+
+- ``seed``, ``model``, ``loss``, ``train``, ``eval``: ``base_config`` below. ``model.kwargs`` takes
+  fields of the model class: the Attributes of ``jdeblur.models.unet.UNet`` and
+  ``jdeblur.models.nafnet.NAFNet``, whose presets are their modules' ``VARIANTS``;
+- ``data``: ``jdeblur.data.pipeline.default_data_config``; ``data.dead_leaves``:
+  ``jdeblur.data.dead_leaves.default_config``;
+- ``degrade``: ``jdeblur.physics.degrade.default_degrade_config``; ``degrade.blur``:
+  ``jdeblur.physics.kernel_mixture.default_blur_config`` (its docstring, field by field);
+- ``optim``: ``jdeblur.train.optim.default_optim_config`` (and the module's docstring).
+
+``validate(config)`` checks every section in the module that owns it (``check_*_config`` there;
+``config.train`` here), before anything is written; ``train_and_evaluate``, ``launch.py`` and
+sweeps call it.
 """
 import ml_collections
 
@@ -19,16 +30,23 @@ from jdeblur.train import evaluate, optim, parallel, step
 
 
 def base_config() -> ml_collections.ConfigDict:
+    """The default experiment config; the module docstring says where each section's fields are documented."""
     c = ml_collections.ConfigDict()
-    c.seed = 0
-    c.model = ml_collections.ConfigDict(dict(name="unet", variant="small", kwargs=ml_collections.ConfigDict()))
+    c.seed = 0  # the one seed: split into the init, data and step streams (jdeblur.train.loop)
+    c.model = ml_collections.ConfigDict(dict(
+        name="unet",       # a module of jdeblur/models (models.list_models()): 'unet' or 'nafnet'
+        variant="small",   # one of the model's VARIANTS presets; None: the class defaults
+        kwargs=ml_collections.ConfigDict(),  # fields of the model class overriding the variant's
+    ))
     c.data = pipeline.default_data_config()
     c.degrade = degrade.default_degrade_config()
+    # loss.NAME: the weight of each of losses.LOSSES (l1, mse, charbonnier, psnr, ssim, ms_ssim,
+    # fft_l1) in the training loss; 0 switches a term off. Default: Charbonnier alone.
     c.loss = ml_collections.ConfigDict({name: 0.0 for name in losses.LOSSES})
     c.loss.charbonnier = 1.0
     c.optim = optim.default_optim_config()
     c.train = ml_collections.ConfigDict(dict(
-        steps=1000,
+        steps=1000,            # optimizer updates in all (the schedules span them)
         global_batch=16,       # the experiment's contract: same on 1 or 64 devices
         microbatches=1,        # split each device's share when it does not fit at once
         parallel="shard_map",  # or 'pmap': the same step function under the other wrapper
@@ -36,11 +54,11 @@ def base_config() -> ml_collections.ConfigDict:
         ema_decay=0.0,         # > 0 keeps an average of the parameters, used for evaluation
         nonfinite="stop",      # a NaN/Inf loss or gradient: 'stop' (keeping the last good checkpoint)
                                # or 'skip' that update (counted in metrics.jsonl as skipped_steps)
-        log_every=50,
-        eval_every=500,
-        checkpoint_every=250,
+        log_every=50,          # steps between lines of metrics.jsonl (means over the interval)
+        eval_every=500,        # steps between evaluations (eval.jsonl, samples/); the last step is evaluated
+        checkpoint_every=250,  # steps between checkpoints (and at every evaluation)
         keep_checkpoints=2,    # the latest ones; the best by eval PSNR is kept besides
-        progress=True,
+        progress=True,         # a progress bar on stderr
     ))
     c.eval = ml_collections.ConfigDict(dict(
         convention="default",  # a jdeblur.metrics.CONVENTIONS name; every table names it
@@ -55,11 +73,11 @@ def base_config() -> ml_collections.ConfigDict:
         seed=0,
         draws=1,               # degradations of each test image (per family); more: a steadier mean
         max_pixels=1024 * 1024,  # per model call; larger images are tiled
-        overlap=64,
-        ensemble=False,
+        overlap=64,            # pixels shared by neighbouring tiles
+        ensemble=False,        # average over the 8 flips and rotations (8x the time)
         samples=4,             # rows of the blurred | restored | sharp grid saved per evaluation
-        wiener_balances=(1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1),
-        rl_iterations=30,
+        wiener_balances=(1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1),  # the Wiener baseline's, best per image
+        rl_iterations=30,      # of the Richardson-Lucy baseline
     ))
     return c
 
