@@ -94,11 +94,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     db = sub.add_parser("deblur", help="deblur your own photos with a trained run",
                         description="Deblur image files with a workdir's best checkpoint; writes PNGs with the "
-                                    "same size, channels, bit depth and base names.")
+                                    "same size, channels, bit depth and base names, upright, keeping each "
+                                    "photo's colour profile and EXIF data (CMYK and L*a*b* become RGB).")
     db.add_argument("--workdir", required=True)
     db.add_argument("--input", required=True, help="an image file, a folder (recursive) or a glob pattern (quoted)")
-    db.add_argument("--output", required=True, help="output folder (created; existing files are not overwritten "
-                                                    "unless --overwrite)")
+    db.add_argument("--output", required=True, help="output folder (created; existing results are not overwritten "
+                                                    "unless --overwrite or skipped with --skip-existing)")
     db.add_argument("--tile", type=int_at_least(1), default=None,
                     help="tile side in pixels (default: from --max-pixels)")
     db.add_argument("--max-pixels", type=int_at_least(1), default=1024 * 1024,
@@ -106,7 +107,10 @@ def build_parser() -> argparse.ArgumentParser:
     db.add_argument("--overlap", type=int_at_least(0), default=64, help="tile overlap in pixels")
     db.add_argument("--ensemble", action="store_true", help="average over 8 flips/rotations (8x slower)")
     db.add_argument("--checkpoint", default="best", help="best, latest or a step number")
-    db.add_argument("--overwrite", action="store_true")
+    db.add_argument("--overwrite", action="store_true", help="replace results already in --output")
+    db.add_argument("--skip-existing", action="store_true",
+                    help="keep the results already in --output and deblur only the others (finishes an "
+                         "interrupted run)")
 
     sw = sub.add_parser("sweep", help="run (or print) every run of an experiment's declared sweep",
                         description="Expand get_sweep() of the experiment into one workdir per point and seed; "
@@ -208,7 +212,8 @@ def cmd_deblur(args, overrides) -> int:
 
     quiet_library_warnings(args)
     deblur_files(args.workdir, args.input, args.output, tile=args.tile, max_pixels=args.max_pixels,
-                 overlap=args.overlap, ensemble=args.ensemble, which=args.checkpoint, overwrite=args.overwrite)
+                 overlap=args.overlap, ensemble=args.ensemble, which=args.checkpoint, overwrite=args.overwrite,
+                 skip_existing=args.skip_existing)
     return 0
 
 

@@ -25,6 +25,7 @@ import pytest
 
 import launch
 from jdeblur import photos
+from jdeblur.png import decode_png
 from jdeblur.train.checkpoint import best_step
 from jdeblur.train.logger import read_jsonl
 from tests.test_photos import declared_png, write_sample_files
@@ -280,7 +281,7 @@ def test_deblur_a_folder_of_mixed_photos(env, trained, tmp_path, rng):
     assert {p.name for p in (tmp_path / "out").iterdir()} == expected  # no temporary files left
     for name, source in arrays.items():
         result_path = tmp_path / "out" / (name.rsplit(".", 1)[0] + ".png")
-        restored = photos.decode_png(result_path.read_bytes())  # exact, see tests/test_photos.py
+        restored = decode_png(result_path.read_bytes())  # exact, see tests/test_photos.py
         assert restored.shape == source.shape and restored.dtype == source.dtype, name
         if source.ndim == 3 and source.shape[-1] in (2, 4):
             np.testing.assert_array_equal(restored[..., -1], source[..., -1], err_msg=f"{name}: alpha changed")

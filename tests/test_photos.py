@@ -1,4 +1,4 @@
-"""A user's photo files: discovery, reading as stored, safe writing, the PNG codec, and deblur_files itself."""
+"""A user's photo files: discovery, reading as they look, safe writing with metadata, and deblur_files itself."""
 import struct
 import weakref
 import zlib
@@ -6,72 +6,11 @@ import zlib
 import flax.linen as nn
 import imageio.v3 as iio
 import numpy as np
+import PIL.Image
 import pytest
 
 from jdeblur import photos
-
-
-def reference_png(image: np.ndarray, filters) -> bytes:
-    """A PNG encoded by the book, byte by byte (PNG specification section 9), row ``y`` with ``filters[y]``."""
-    pixels = image[..., None] if image.ndim == 2 else image
-    height, width, channels = pixels.shape
-    step = channels * pixels.dtype.itemsize  # bytes per pixel: the distance to the 'left' byte
-    rows = [pixels[y].astype(pixels.dtype.newbyteorder(">")).tobytes() for y in range(height)]
-    data, previous = bytearray(), bytes(len(rows[0]))
-    for row, kind in zip(rows, filters):
-        data.append(kind)
-        for i, value in enumerate(row):
-            a = row[i - step] if i >= step else 0
-            b = previous[i]
-            c = previous[i - step] if i >= step else 0
-            p = a + b - c
-            paeth = a if abs(p - a) <= abs(p - b) and abs(p - a) <= abs(p - c) else b if abs(p - b) <= abs(p - c) else c
-            data.append((value - [0, a, b, (a + b) // 2, paeth][kind]) % 256)
-        previous = row
-
-    def chunk(kind, body):
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
-    colour_type = {1: 0, 2: 4, 3: 2, 4: 6}[channels]
-    header = struct.pack(">IIBBBBB", width, height, 8 * pixels.dtype.itemsize, colour_type, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(bytes(data)))
-            + chunk(b"IEND", b""))
-
-
-SHAPES = [(1, 1), (5, 7), (4, 9, 2), (6, 5, 3), (3, 8, 4)]
-
-
-@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
-def test_decode_png_equals_a_reference_encoder_with_every_filter(rng, dtype):
-    for shape in SHAPES:
-        image = rng.integers(0, np.iinfo(dtype).max + 1, shape).astype(dtype)
-        filters = rng.integers(0, 5, shape[0])
-        decoded = photos.decode_png(reference_png(image, filters))
-        assert decoded.dtype == dtype and decoded.shape == image.shape
-        np.testing.assert_array_equal(decoded, image)
-
-
-def test_encode_png_is_read_back_exactly_by_pillow_and_by_decode_png(rng):
-    # Pillow reads 8-bit images of every colour type and 16-bit gray exactly (not 16-bit colour).
-    for shape in SHAPES:
-        for dtype in (np.uint8, np.uint16):
-            image = rng.integers(0, np.iinfo(dtype).max + 1, shape).astype(dtype)
-            data = photos.encode_png(image)
-            np.testing.assert_array_equal(photos.decode_png(data), image)
-            if dtype == np.uint8 or len(shape) == 2:
-                np.testing.assert_array_equal(iio.imread(data, plugin="pillow"), image)
-
-
-def test_decode_png_rejects_truncated_and_corrupt_files(rng):
-    data = photos.encode_png(rng.integers(0, 65536, (8, 8, 3)).astype(np.uint16))
-    with pytest.raises(ValueError, match="truncated"):
-        photos.decode_png(data[:len(data) // 2])
-    corrupt = bytearray(data)
-    corrupt[60] ^= 0xFF  # inside the IDAT chunk
-    with pytest.raises(ValueError, match="CRC"):
-        photos.decode_png(bytes(corrupt))
-    with pytest.raises(ValueError, match="not a PNG"):
-        photos.decode_png(b"GIF89a" + data)
+from jdeblur.png import PNG_SIGNATURE, encode_png
 
 
 def write_sample_files(folder, rng) -> dict[str, np.ndarray]:
@@ -89,7 +28,7 @@ def write_sample_files(folder, rng) -> dict[str, np.ndarray]:
     for name, array in arrays.items():
         iio.imwrite(folder / name, array, extension=".png", plugin="pillow")
     arrays["deep_rgba.png"] = rng.integers(0, 65536, (21, 17, 4), dtype=np.uint16)
-    (folder / "deep_rgba.png").write_bytes(photos.encode_png(arrays["deep_rgba.png"]))  # Pillow cannot
+    (folder / "deep_rgba.png").write_bytes(encode_png(arrays["deep_rgba.png"]))  # Pillow cannot
     arrays["deep_rgb.tif"] = rng.integers(0, 65536, (19, 23, 3), dtype=np.uint16)
     iio.imwrite(folder / "deep_rgb.tif", arrays["deep_rgb.tif"], plugin="tifffile")
     for name, shape in (("photo.jpg", (48, 64, 3)), ("gray_photo.jpeg", (30, 41))):
@@ -114,7 +53,7 @@ def test_read_photo_names_the_file_and_the_problem(tmp_path, rng):
     (tmp_path / "half.jpg").write_bytes(data[:len(data) // 2])
     (tmp_path / "notes.png").write_text("not an image")
     (tmp_path / "empty.png").write_bytes(b"")
-    deep = photos.encode_png(rng.integers(0, 65536, (16, 16, 3), dtype=np.uint16))
+    deep = encode_png(rng.integers(0, 65536, (16, 16, 3), dtype=np.uint16))
     (tmp_path / "half16.png").write_bytes(deep[:len(deep) // 2])
     for name, problem in (("half.jpg", "truncated"), ("notes.png", "not an image file"),
                           ("empty.png", "not an image file"), ("half16.png", "truncated")):
@@ -193,22 +132,19 @@ class Identity(nn.Module):
 
 
 def test_deblur_files_keeps_every_form_and_holds_one_image_at_a_time(tmp_path, rng, monkeypatch):
-    from jdeblur import workdir as workdirs
-
     arrays = write_sample_files(tmp_path / "in", rng)
-    monkeypatch.setattr(workdirs, "load_config", lambda workdir: {})
-    monkeypatch.setattr(workdirs, "choose_step", lambda workdir, which: 7)
-    monkeypatch.setattr(workdirs, "load_trained", lambda workdir, which: ({}, Identity(), {}, 7))
+    identity_workdir(monkeypatch)
     alive, most_alive = [], []
     read = photos.read_photo
+    read_with_metadata = photos.read_photo_with_metadata
 
     def tracked_read(path):
         most_alive.append(sum(ref() is not None for ref in alive))
-        image = read(path)
-        alive.append(weakref.ref(image))
-        return image
+        photo = read_with_metadata(path)
+        alive.append(weakref.ref(photo.pixels))
+        return photo
 
-    monkeypatch.setattr(photos, "read_photo", tracked_read)
+    monkeypatch.setattr(photos, "read_photo_with_metadata", tracked_read)
     written = photos.deblur_files("unused", str(tmp_path / "in"), tmp_path / "out", progress=False)
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(p.name for p in written)
     assert len(written) == len(arrays)
@@ -219,11 +155,66 @@ def test_deblur_files_keeps_every_form_and_holds_one_image_at_a_time(tmp_path, r
     assert max(most_alive) <= 1  # each image is released before the next is read
 
 
+def identity_workdir(monkeypatch):
+    """Makes ``deblur_files`` restore with the ``Identity`` model, whatever workdir it is given."""
+    from jdeblur import workdir as workdirs
+
+    monkeypatch.setattr(workdirs, "load_config", lambda workdir: {})
+    monkeypatch.setattr(workdirs, "choose_step", lambda workdir, which: 7)
+    monkeypatch.setattr(workdirs, "load_trained", lambda workdir, which: ({}, Identity(), {}, 7))
+
+
+def test_deblur_files_writes_cmyk_and_sideways_photos_upright_in_rgb_with_their_metadata(tmp_path, monkeypatch):
+    """Defects: a CMYK JPEG came out RGBA (K as alpha); an Orientation=6 photo came out sideways, its tags lost."""
+    from PIL import ImageCms
+
+    from tests.data.test_decoding import exif_with, smooth_rgb
+
+    identity_workdir(monkeypatch)
+    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    (tmp_path / "in").mkdir()
+    shown = smooth_rgb(40, 30)
+    PIL.Image.fromarray(smooth_rgb()).convert("CMYK").save(tmp_path / "in" / "print.jpg", quality=95)
+    PIL.Image.fromarray(np.ascontiguousarray(np.rot90(shown))).save(
+        tmp_path / "in" / "phone.jpg", exif=exif_with(6), icc_profile=profile, quality=95)
+    deep = np.random.default_rng(0).integers(0, 65536, (30, 40, 3), dtype=np.uint16)  # 16-bit: jdeblur.png writes it
+    (tmp_path / "in" / "deep.png").write_bytes(encode_png(deep, icc_profile=profile, exif=exif_with(3).tobytes()))
+    photos.deblur_files("unused", str(tmp_path / "in"), tmp_path / "out", progress=False)
+    with PIL.Image.open(tmp_path / "out" / "print.png") as result:
+        assert result.mode == "RGB" and np.abs(np.asarray(result).astype(int) - smooth_rgb()).max() <= 6
+    with PIL.Image.open(tmp_path / "out" / "phone.png") as result:
+        assert result.size == (30, 40) and np.abs(np.asarray(result).astype(int) - shown).max() <= 6
+        assert result.info["icc_profile"] == profile and dict(result.getexif()) == {0x010F: "Maker", 0x0112: 1}
+    with PIL.Image.open(tmp_path / "out" / "deep.png") as result:
+        assert result.info["icc_profile"] == profile and dict(result.getexif()) == {0x010F: "Maker", 0x0112: 1}
+    np.testing.assert_array_equal(photos.read_photo(tmp_path / "out" / "deep.png"), deep[::-1, ::-1])
+
+
+def test_skip_existing_finishes_an_interrupted_folder(tmp_path, rng, monkeypatch, capsys):
+    identity_workdir(monkeypatch)
+    arrays = write_sample_files(tmp_path / "in", rng)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "rgb.png").write_bytes(b"a result of the interrupted run")
+    (out / "gray.png.x1y2z3.tmp").write_bytes(b"what the kill left")
+    with pytest.raises(photos.PhotoError, match="1 result.* already exist .*--skip-existing"):
+        photos.deblur_files("unused", str(tmp_path / "in"), out, progress=False)
+    with pytest.raises(photos.PhotoError, match="--overwrite and --skip-existing"):
+        photos.deblur_files("unused", str(tmp_path / "in"), out, progress=False, overwrite=True, skip_existing=True)
+    written = photos.deblur_files("unused", str(tmp_path / "in"), out, progress=False, skip_existing=True)
+    assert len(written) == len(arrays) - 1 and out / "rgb.png" not in written
+    assert (out / "rgb.png").read_bytes() == b"a result of the interrupted run"
+    assert f"{len(arrays) - 1} image(s) deblurred" in capsys.readouterr().out
+    np.testing.assert_array_equal(photos.read_photo(out / "gray.png"), arrays["gray.png"])
+    assert photos.deblur_files("unused", str(tmp_path / "in"), out, progress=False, skip_existing=True) == []
+    assert "nothing to deblur" in capsys.readouterr().out
+
+
 def declared_png(width, height, depth, channels) -> bytes:
     """A PNG whose header declares ``width`` x ``height`` but whose pixel data is a few bytes."""
     header = struct.pack(">IIBBBBB", width, height, depth, {1: 0, 2: 4, 3: 2, 4: 6}[channels], 0, 0, 0)
     chunks = [(b"IHDR", header), (b"IDAT", zlib.compress(bytes(64))), (b"IEND", b"")]
-    return photos.PNG_SIGNATURE + b"".join(
+    return PNG_SIGNATURE + b"".join(
         struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
         for kind, body in chunks)
 

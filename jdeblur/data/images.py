@@ -9,14 +9,16 @@ built:
   (``round(x * 255 / 65535)``): deblurring benchmarks are 8-bit, and one dtype keeps the pipeline
   and its host-to-device traffic uniform;
 - bool images map to {0, 255}, float images are clipped to [0, 1] and scaled;
-- palette images come back as RGB from the decoder; EXIF orientation is not applied (both images
-  of a pair are read alike, so pairs stay aligned).
+- CMYK, palette and L*a*b* files are decoded as they look (``jdeblur.data.decoding``); EXIF
+  orientation is not applied (both images of a pair are read alike, so pairs stay aligned).
 """
 import os
 import pathlib
 
-import imageio.v3 as iio
 import numpy as np
+
+from jdeblur.data.decoding import decode_image
+from jdeblur.errors import UserError
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
 
@@ -27,7 +29,7 @@ def to_rgb_uint8(image: np.ndarray, name: str = "image") -> np.ndarray:
     if image.ndim == 2:
         image = image[..., None]
     if image.ndim != 3 or image.shape[-1] not in (1, 2, 3, 4):
-        raise ValueError(f"{name}: expected an HxW or HxWxC image with C in 1..4, got shape {image.shape}")
+        raise UserError(f"{name}: expected an HxW or HxWxC image with C in 1..4, got shape {image.shape}")
     channels = image.shape[-1]
     image = image[..., :1] if channels <= 2 else image[..., :3]
     if image.dtype == np.uint8:
@@ -41,7 +43,7 @@ def to_rgb_uint8(image: np.ndarray, name: str = "image") -> np.ndarray:
     elif np.issubdtype(image.dtype, np.floating):
         image = np.round(np.clip(np.nan_to_num(image), 0.0, 1.0) * 255.0).astype(np.uint8)
     else:
-        raise ValueError(f"{name}: unsupported pixel type {image.dtype}")
+        raise UserError(f"{name}: unsupported pixel type {image.dtype}")
     if image.shape[-1] == 1:
         image = np.repeat(image, 3, axis=-1)
     return np.ascontiguousarray(image)
@@ -51,11 +53,9 @@ def read_image(path: os.PathLike | str) -> np.ndarray:
     """Reads one image file as uint8 HxWx3 (see the module docstring for the conversions)."""
     path = pathlib.Path(path)
     try:
-        decoded = iio.imread(path)
+        decoded = decode_image(path, upright=False).pixels
     except Exception as e:  # The decoders raise many types; the user needs the file's name.
-        raise ValueError(f"cannot read image file {path}: {e}") from e
-    if decoded.ndim == 4:  # Animated GIF/WebP or multi-page TIFF: the first frame.
-        decoded = decoded[0]
+        raise UserError(f"cannot read image file {path}: {e}") from e
     return to_rgb_uint8(decoded, name=str(path))
 
 
