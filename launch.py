@@ -8,9 +8,12 @@
     python launch.py sweep --config experiments/X.py --root DIR [--dry-run]
     python launch.py report --root DIR
 
-Errors in what the user gave (a missing file, a misspelt config field, an unknown model) print one
-line, ``error: ...``, and exit with code 2, before anything is written; ``--debug`` shows the
-traceback instead. Without a subcommand, the arguments are those of ``train``.
+Errors in what the user gave (a missing file, a misspelt config field, an unknown model, a full disk)
+print one line, ``error: ...``, and exit with code 2, before anything is written where possible. A
+failed run (a non-finite loss) prints one line and exits with 1; anything else is a bug in jdeblur:
+exit 1, one line saying where the full traceback was written (``jdeblur.failure_report``). The
+libraries' log output stays off the terminal; ``--debug`` shows it, and tracebacks. Without a
+subcommand, the arguments are those of ``train``.
 """
 import argparse
 import datetime
@@ -19,8 +22,6 @@ import pathlib
 import sys
 
 DEFAULT_EXPERIMENT = "quickstart"
-USAGE_EXIT = 2  # what the user gave is wrong (argparse uses 2 too)
-FAILURE_EXIT = 1  # the run itself failed (e.g. a non-finite loss)
 INTERRUPTED_EXIT = 130
 
 
@@ -186,20 +187,11 @@ def cmd_train(args, overrides) -> int:
     return 0
 
 
-def quiet_library_warnings(args) -> None:
-    """Hides the libraries' absl warnings (e.g. orbax on read-only checkpoints) unless --debug."""
-    import logging
-
-    if not args.debug:
-        logging.getLogger("absl").setLevel(logging.ERROR)
-
-
 def cmd_eval(args, overrides) -> int:
     from jdeblur import metrics
     from jdeblur.checks import check_choice
     from jdeblur.train.evaluate import evaluate_workdir
 
-    quiet_library_warnings(args)
     if args.convention is not None:
         check_choice(args.convention, "--convention", metrics.CONVENTIONS)
     evaluate_workdir(args.workdir, split=args.split, convention=args.convention, which=args.checkpoint,
@@ -210,7 +202,6 @@ def cmd_eval(args, overrides) -> int:
 def cmd_deblur(args, overrides) -> int:
     from jdeblur.photos import deblur_files
 
-    quiet_library_warnings(args)
     deblur_files(args.workdir, args.input, args.output, tile=args.tile, max_pixels=args.max_pixels,
                  overlap=args.overlap, ensemble=args.ensemble, which=args.checkpoint, overwrite=args.overwrite,
                  skip_existing=args.skip_existing)
@@ -243,25 +234,25 @@ def main(argv=None) -> int:
 
         die_with_sweep()
     args, overrides = parse_command_line(list(sys.argv[1:] if argv is None else argv))
-    from jdeblur import compilation_cache  # after parsing: --help stays fast, without importing jax
-    from jdeblur.errors import one_line
+    # Imported after parsing: --help stays fast, without importing jax.
+    from jdeblur import compilation_cache, failure_report
 
-    compilation_cache.enable()  # every command compiles; later runs read the executables back
-    try:
-        return COMMANDS[args.command](args, overrides)
-    except KeyboardInterrupt:
-        print("interrupted; rerun the same command to resume", file=sys.stderr)
-        return INTERRUPTED_EXIT
-    except (ValueError, OSError) as e:  # what the user gave: a path, a name, a value
-        if args.debug:
-            raise
-        print(f"error: {one_line(e)}", file=sys.stderr)
-        return USAGE_EXIT
-    except Exception as e:  # a failure of the run itself (e.g. a non-finite loss)
-        if args.debug:
-            raise
-        print(f"error: {type(e).__name__}: {one_line(e)} (rerun with --debug for the traceback)", file=sys.stderr)
-        return FAILURE_EXIT
+    # The user's mistakes: one line, exit 2; a failed run: one line, exit 1; anything else is a bug:
+    # one line saying so and where its traceback went (jdeblur.failure_report). --debug: the traceback.
+    with failure_report.quiet_libraries(not args.debug, until_exit=argv is None) as captured:
+        try:
+            compilation_cache.enable()  # every command compiles; later runs read the executables back
+            return COMMANDS[args.command](args, overrides)
+        except KeyboardInterrupt:
+            print("interrupted; rerun the same command to resume", file=sys.stderr)
+            return INTERRUPTED_EXIT
+        except Exception as e:
+            if args.debug:
+                raise
+            code, line = failure_report.report(e, folder=getattr(args, "workdir", None) or getattr(args, "root", None),
+                                               captured=captured)
+            print(line, file=sys.stderr)
+            return code
 
 
 if __name__ == "__main__":

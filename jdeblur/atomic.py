@@ -11,7 +11,8 @@ name), then renames it over the target with ``os.replace``. So:
 
 ``append_line`` adds a line to a JSON-lines log (opened with ``O_NOFOLLOW``: a symlink there is an
 error, not a redirection). Readers of those logs skip a last line a kill tore
-(``jdeblur.train.logger.read_jsonl``).
+(``jdeblur.train.logger.read_jsonl``). ``read_json`` reads a JSON file back, naming the file when it
+does not parse (cut short by a full disk, or edited by hand).
 """
 import contextlib
 import json
@@ -19,6 +20,8 @@ import os
 import pathlib
 import stat
 import tempfile
+
+from jdeblur.errors import UserError
 
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
@@ -96,6 +99,18 @@ def write_text(path, text: str) -> None:
 def write_json(path, data, **dumps_options) -> None:
     """Writes ``data`` as JSON to ``path`` atomically (see ``replacing``)."""
     write_text(path, json.dumps(data, **dumps_options))
+
+
+def read_json(path):
+    """The data of the JSON file ``path``; raises UserError naming the file when it does not parse."""
+    path = pathlib.Path(path)
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:  # UnicodeDecodeError too is a ValueError, but names no line
+        raise UserError(f"{path}: not valid JSON ({e.msg}, line {e.lineno} column {e.colno}); expected the "
+                        f"complete file jdeblur wrote (cut short, or edited?): restore or remove it") from e
+    except UnicodeDecodeError as e:
+        raise UserError(f"{path}: not a text file ({e.reason}); expected the JSON file jdeblur wrote") from e
 
 
 def append_line(path, line: str) -> None:

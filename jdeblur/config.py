@@ -2,7 +2,9 @@
 
 An experiment is a file ``experiments/NAME.py`` with ``get_config(arg=None)``; it is named on the
 command line as ``experiments/NAME.py``, ``NAME.py`` or ``NAME``, optionally followed by ``:arg``
-(e.g. ``quickstart:runlocal``). Overrides are ``field.sub=value`` strings, parsed against the type
+(e.g. ``quickstart:runlocal``). An experiment file is Python code run with the user's rights, like any
+script: run only experiment files you trust. Whatever one raises is reported as the user's error,
+naming the file. Overrides are ``field.sub=value`` strings, parsed against the type
 of the field they replace, so that a misspelt field or a value of the wrong type fails loudly
 instead of silently training something else.
 """
@@ -53,8 +55,24 @@ def load_experiment(spec: str, directory: pathlib.Path = EXPERIMENTS_DIR):
     module_spec = importlib.util.spec_from_file_location(module_name, path)
     module = importlib.util.module_from_spec(module_spec)
     sys.modules[module_name] = module
-    module_spec.loader.exec_module(module)
+    try:
+        module_spec.loader.exec_module(module)
+    except UserError:  # e.g. a config that loads another experiment that is missing: already named
+        raise
+    except Exception as e:  # the experiment file is the user's code: whatever it raises is theirs to fix
+        raise ConfigError(f"{path}: running the experiment file failed: {type(e).__name__}: {e}") from e
     return module, path, arg
+
+
+def call_experiment(module, path: pathlib.Path, name: str, arg):
+    """``module.name(arg)`` (``module.name()`` when ``arg`` is None) of an experiment file; whatever it
+    raises becomes a ConfigError naming the file (the experiment is the user's code)."""
+    try:
+        return getattr(module, name)(arg) if arg is not None else getattr(module, name)()
+    except UserError:
+        raise
+    except Exception as e:
+        raise ConfigError(f"{path}: {name}({arg!r}) failed: {type(e).__name__}: {e}") from e
 
 
 def load_config(spec: str, overrides: list[str] = (), directory: pathlib.Path = EXPERIMENTS_DIR) -> ml_collections.ConfigDict:
@@ -62,11 +80,7 @@ def load_config(spec: str, overrides: list[str] = (), directory: pathlib.Path = 
     module, path, arg = load_experiment(spec, directory)
     if not hasattr(module, "get_config"):
         raise ConfigError(f"{path}: expected a function get_config(arg=None)")
-    try:
-        config = module.get_config(arg) if arg is not None else module.get_config()
-    except (ValueError, KeyError) as e:
-        raise ConfigError(f"{path}: get_config({arg!r}) failed: {e}") from e
-    config = ml_collections.ConfigDict(config)
+    config = ml_collections.ConfigDict(call_experiment(module, path, "get_config", arg))
     config.lock()
     apply_overrides(config, overrides)
     return config

@@ -1,13 +1,16 @@
-"""The one error class for a user's mistakes.
+"""The error classes that tell the launcher who is to act: the user, or jdeblur's developers.
 
-The launcher turns a ``UserError`` into one line on stderr (``error: ...``) and exit code 2; any
-other exception is a bug in jdeblur: exit code 1, one line saying so and where the full traceback
-was written. Raise it (or a subclass) wherever an input from the user is wrong: a config value, a
+The launcher turns a ``UserError`` into one line on stderr (``error: ...``) and exit code 2; a
+``RunFailed`` (the run itself failed, e.g. a non-finite loss, and says why) into one line and exit
+code 1; any other exception is a bug in jdeblur: exit code 1, one line saying so and where the
+full traceback was written (``jdeblur.failure_report``). Disk-full and permission errors of the
+operating system count as the user's.
+
+Raise ``UserError`` (or a subclass) wherever an input from the user is wrong: a config value, a
 file or folder, a command-line argument. Its message names the input (file, field or value) and
-what was expected, on one line.
-
-It subclasses ``ValueError`` so that callers (and tests) that catch the bad-value error of a
-library function keep working when that function starts raising this one.
+what was expected, on one line. It subclasses ``ValueError`` so that callers (and tests) that
+catch the bad-value error of a library function keep working when that function starts raising
+this one.
 """
 
 
@@ -23,3 +26,7 @@ def one_line(error: BaseException) -> str:
     if len(lines) > 1 and lines[0][-1] not in ".:;,":
         lines[0] += "."
     return " ".join(lines)
+
+
+class RunFailed(Exception):
+    """The run itself failed for a reason its message gives (not a bug, not a bad input): exit code 1."""

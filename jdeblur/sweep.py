@@ -24,7 +24,6 @@ on Windows nothing, and the workdir lock then refuses the second trainer).
 import csv
 import dataclasses
 import itertools
-import json
 import math
 import os
 import pathlib
@@ -38,8 +37,8 @@ import threading
 import time
 
 from jdeblur import config as cfglib
-from jdeblur.atomic import replacing, write_json, write_text
-from jdeblur.errors import UserError
+from jdeblur.atomic import read_json, replacing, write_json, write_text
+from jdeblur.errors import RunFailed, UserError
 from jdeblur.train.defaults import validate
 from jdeblur.workdir import FINAL
 
@@ -111,7 +110,7 @@ def load_sweep(spec: str, *, extra_overrides=()) -> list[Run]:
     module, path, arg = cfglib.load_experiment(spec)
     if not hasattr(module, "get_sweep"):
         raise cfglib.ConfigError(f"{path}: declares no sweep; expected a function get_sweep(arg=None)")
-    runs = expand(module.get_sweep(arg) if arg is not None else module.get_sweep())
+    runs = expand(cfglib.call_experiment(module, path, "get_sweep", arg))
     for run in runs:
         if run.seed == runs[0].seed:
             validate(cfglib.load_config(spec, run.override_args() + list(extra_overrides)))
@@ -166,10 +165,6 @@ def run_sweep(spec: str, root, *, extra_overrides: list[str] = (), dry_run: bool
     return runs
 
 
-class RunFailed(RuntimeError):
-    """A run of the sweep ended with an error of its own (already reported by the run)."""
-
-
 def die_with_sweep(*, poll_s: float = 1.0) -> None:
     """In a run that ``run_sweep`` started: makes this process end when the sweep's process ends.
 
@@ -202,7 +197,7 @@ def point_of(workdir: pathlib.Path) -> str:
     """The point a run's workdir belongs to: from its ``point.json``, else from its name (``POINT,seed=N``),
     for runs started from the commands ``--dry-run`` printed (which write no ``point.json``)."""
     if (workdir / POINT).is_file():
-        return json.loads((workdir / POINT).read_text())["point"]
+        return read_json(workdir / POINT)["point"]
     return re.sub(r"(^|,)seed=-?\d+$", "", workdir.name)
 
 
@@ -232,15 +227,15 @@ def gather(root) -> tuple[list[dict], str]:
     root = pathlib.Path(root)
     finals = sorted(root.glob(f"*/{FINAL}"))
     if not finals:
-        raise FileNotFoundError(f"{root}: no finished runs (no */{FINAL}); run the sweep first")
+        raise UserError(f"{root}: no finished runs (no */{FINAL}); run the sweep first")
     by_point: dict[str, list[dict]] = {}
     conventions = set()
     for final_path in finals:
-        final = json.loads(final_path.read_text())
+        final = read_json(final_path)
         by_point.setdefault(point_of(final_path.parent), []).append(final)
         conventions.add(final["convention"])
     if len(conventions) > 1:
-        raise ValueError(f"{root}: runs were scored under different conventions {sorted(conventions)}")
+        raise UserError(f"{root}: runs were scored under different conventions {sorted(conventions)}")
     rows = []
     for point, finals_of_point in sorted(by_point.items(), key=lambda item: natural_key(item[0])):
         row = {"point": point or "(base)", "seeds": len(finals_of_point)}

@@ -4,11 +4,11 @@
 packages, devices), ``metrics.jsonl`` and ``eval.jsonl`` (the logs), ``checkpoints/``, ``samples/``,
 ``curves.png``, ``tensorboard/`` and, when training has finished, ``FINAL`` (the results).
 """
-import json
 import pathlib
 
 import ml_collections
 
+from jdeblur.atomic import read_json
 from jdeblur.errors import UserError
 from jdeblur.models.registry import build_model
 from jdeblur.train import checkpoint, optim, parallel
@@ -25,7 +25,7 @@ def load_config(workdir) -> ml_collections.ConfigDict:
     path = pathlib.Path(workdir) / "config.json"
     if not path.is_file():
         raise WorkdirError(f"--workdir {workdir}: no config.json; expected the workdir of a `launch.py train` run")
-    config = ml_collections.ConfigDict(json.loads(path.read_text()))
+    config = ml_collections.ConfigDict(read_json(path))
     _lists_to_tuples(config)
     return config
 

@@ -8,6 +8,7 @@ home, and later runs reuse the programs earlier ones compiled.
 """
 import csv
 import datetime
+import errno
 import json
 import pathlib
 import shlex
@@ -24,7 +25,6 @@ import numpy as np
 import pytest
 
 import launch
-from jdeblur import photos
 from jdeblur.png import decode_png
 from jdeblur.train.checkpoint import best_step
 from jdeblur.train.logger import read_jsonl
@@ -185,6 +185,62 @@ def test_sweep_report_and_train_config_errors(tmp_path, capsys):
         line = usage_error_in_process(capsys, *argv)
         assert all(f in line for f in fragments), (line, fragments)
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_config_files_that_raise_and_truncated_json_files_are_the_users_errors(tmp_path, capsys):
+    (tmp_path / "broken_import.py").write_text("import numpy as np\nnp.nosuchthing\n")
+    (tmp_path / "broken_config.py").write_text("def get_config(arg=None):\n    return 1 / 0\n")
+    for name, fragments in (("broken_import.py", ["running the experiment file failed", "AttributeError"]),
+                            ("broken_config.py", ["get_config(None) failed", "ZeroDivisionError"])):
+        line = usage_error_in_process(capsys, "train", "--config", tmp_path / name, "--workdir", tmp_path / "run")
+        assert str(tmp_path / name) in line and all(f in line for f in fragments), line
+    assert not (tmp_path / "run").exists()
+    workdir = tmp_path / "cut"
+    workdir.mkdir()
+    (workdir / "config.json").write_text('{"model": {"name": "un')  # a disk that filled up mid-write, by hand
+    line = usage_error_in_process(capsys, "eval", "--workdir", workdir)
+    assert f"{workdir / 'config.json'}: not valid JSON" in line
+    (tmp_path / "sweep" / "a,seed=0").mkdir(parents=True)
+    (tmp_path / "sweep" / "a,seed=0" / "final.json").write_text('{"step": 12, "resu')
+    line = usage_error_in_process(capsys, "report", "--root", tmp_path / "sweep")
+    assert f"{tmp_path / 'sweep' / 'a,seed=0' / 'final.json'}: not valid JSON" in line
+
+
+def test_a_bug_exits_1_naming_its_traceback_file_and_disk_full_exits_2_without_library_noise(tmp_path, capsys,
+                                                                                               monkeypatch):
+    """The launcher's mapping, in process: a simulated internal bug, then a disk that fills up while a library
+    logs warnings and a background thread dies."""
+    import logging
+    import threading
+
+    from jdeblur import sweep
+
+    root = tmp_path / "sweep"
+    root.mkdir()
+
+    def bug(root):
+        return {}["psnr"]
+
+    monkeypatch.setattr(sweep, "write_report", bug)
+    assert launch.main(["report", "--root", str(root)]) == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    crash = next(root.glob("crash-*.txt"))
+    assert lines == [f"error: a bug in jdeblur: KeyError: 'psnr' (the full traceback is in {crash}; please report "
+                     f"it with that file)"]
+    assert "in bug" in crash.read_text() and "Traceback" in crash.read_text()
+
+    def disk_full(root):
+        logging.getLogger("absl").warning("orbax: an asynchronous save failed")
+        thread = threading.Thread(target=lambda: 1 / 0)
+        thread.start()
+        thread.join()
+        raise OSError(errno.ENOSPC, "No space left on device", str(pathlib.Path(root) / "report.md"))
+
+    monkeypatch.setattr(sweep, "write_report", disk_full)
+    line = usage_error_in_process(capsys, "report", "--root", root)
+    assert line == f"error: {root / 'report.md'}: no space left on the device; free some space there, or choose a " \
+                   f"folder on another device"
+    assert len(list(root.glob("crash-*.txt"))) == 1  # none for the user's error
 
 
 @pytest.mark.slow

@@ -92,7 +92,7 @@ class SourceConfig(tfds.core.BuilderConfig):
         source = str(pathlib.Path(source).expanduser().resolve())
         config = cls(name="", source=source, description=f"built from {source}", **options)
         if not (isinstance(config.test_percent, int) and 0 <= config.test_percent <= 100):
-            raise ValueError(f"test_percent: expected an integer in 0..100, got {config.test_percent!r}")
+            raise UserError(f"test_percent: expected an integer in 0..100, got {config.test_percent!r}")
         fields = ("source", "test_percent", "train_list", "test_list")
         identity = json.dumps({f: getattr(config, f) for f in fields}, sort_keys=True)
         slug = re.sub(r"[^a-z0-9]+", "_", pathlib.Path(source).name.lower()).strip("_") or "root"
@@ -112,14 +112,14 @@ class FromSource:
         """The config of ``source`` with this builder's default options under ``options``."""
         unknown = set(options) - set(cls.SOURCE_OPTIONS)
         if unknown:
-            raise ValueError(f"config: unknown options {sorted(unknown)} for {cls.name}; "
+            raise UserError(f"config: unknown options {sorted(unknown)} for {cls.name}; "
                              f"expected some of {list(cls.SOURCE_OPTIONS)}")
         return SourceConfig.for_source(source, **{**cls.SOURCE_DEFAULTS, **options})
 
     def source_config(self) -> SourceConfig:
         """This builder's config, checked to be a ``SourceConfig``."""
         if not isinstance(self.builder_config, SourceConfig):
-            raise ValueError(f"{self.name}: pass config={type(self).__name__}.config_for(folder) "
+            raise UserError(f"{self.name}: pass config={type(self).__name__}.config_for(folder) "
                              "(load_dataset does)")
         return self.builder_config
 

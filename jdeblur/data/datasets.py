@@ -20,6 +20,7 @@ import tensorflow_datasets as tfds
 from jdeblur.checks import check_choice, check_folder_writable
 from jdeblur.data.builders import DatasetLayoutError, ImageFolder, SkimageImages, split_folder
 from jdeblur.data.paired_builders import GOPRO_LAYOUT, Gopro, PairedFolder, gopro_pairs, split_pairs
+from jdeblur.errors import UserError
 
 BUILDERS = {"skimage_images": SkimageImages, "image_folder": ImageFolder, "gopro": Gopro,
             "paired_folder": PairedFolder}
@@ -43,14 +44,14 @@ def make_builder(name: str, *, data_dir: str | os.PathLike | None = None,
         if manual_dir is None:
             raise DatasetLayoutError(f"{name}: manual_dir (the source folder) is required", cls.LAYOUT)
         if config is not None and not hasattr(config, "items"):  # A dict, or a ConfigDict from a config file.
-            raise ValueError(f"config: {name} takes a dict of options {list(cls.SOURCE_OPTIONS)}, got {config!r}")
+            raise UserError(f"config: {name} takes a dict of options {list(cls.SOURCE_OPTIONS)}, got {config!r}")
         builder_config = cls.config_for(manual_dir, **dict(config.items() if config is not None else ()))
     elif cls is Gopro:
         builder_config = config or "blur"
         check_choice(builder_config, "config", [c.name for c in Gopro.BUILDER_CONFIGS])
     else:
         if config is not None:
-            raise ValueError(f"config: {name} has no configs, got {config!r}")
+            raise UserError(f"config: {name} has no configs, got {config!r}")
         builder_config = None
     return cls(data_dir=data_dir, config=builder_config, file_format="array_record")
 
@@ -85,7 +86,7 @@ def split_source(builder: tfds.core.DatasetBuilder, split: str, **kwargs):
     """The random-access source of ``split`` of a built dataset; a clear error for a missing split."""
     available = sorted(builder.info.splits)
     if split.split("[")[0] not in available:
-        raise ValueError(f"split: dataset {builder.name} ({builder.data_dir}) has splits {available}, got {split!r}")
+        raise UserError(f"split: dataset {builder.name} ({builder.data_dir}) has splits {available}, got {split!r}")
     return builder.as_data_source(split=split, **kwargs)
 
 

@@ -36,6 +36,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from jdeblur.data.datasets import PAIRED, prepare, split_source
+from jdeblur.errors import UserError
 from jdeblur.physics.degrade import degrade_with_info
 
 EVAL_STREAM = zlib.crc32(b"eval_set")
@@ -97,7 +98,7 @@ class EvalSet(collections.abc.Sequence):
             item["blurred"] = as_unit_float(record["blurred"])
             return item
         if item["name"] != self._table["names"][i]:
-            raise ValueError(f"eval set {self._folder}: record {self._indices[i]} is {item['name']!r}, "
+            raise UserError(f"eval set {self._folder}: record {self._indices[i]} is {item['name']!r}, "
                              f"expected {self._table['names'][i]!r}; the dataset was rebuilt, delete the folder")
         item["blurred"] = np.load(self._folder / f"blurred_{i}.npy")
         item["kernel"] = self._table["kernels"][i]

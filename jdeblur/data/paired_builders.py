@@ -8,8 +8,15 @@ import pathlib
 import tensorflow_datasets as tfds
 
 from jdeblur.data.builders import (
-    DatasetLayoutError, FromSource, OfflineBuilder, SourceConfig, hash_split, image_features)
+    DatasetLayoutError,
+    FromSource,
+    OfflineBuilder,
+    SourceConfig,
+    hash_split,
+    image_features,
+)
 from jdeblur.data.images import list_images, read_image
+from jdeblur.errors import UserError
 
 # Folder names accepted for the two sides of a pair (GoPro/HIDE use blur/sharp, the re-packaged
 # test sets of Restormer-style repos use input/target, RealBlur uses blur/gt).
@@ -43,7 +50,7 @@ def read_pair(blurred_path: pathlib.Path, sharp_path: pathlib.Path) -> dict:
     """Reads a pair; raises ValueError if the two images differ in size."""
     blurred, sharp = read_image(blurred_path), read_image(sharp_path)
     if blurred.shape != sharp.shape:
-        raise ValueError(f"pair {blurred_path} / {sharp_path}: sizes differ, {blurred.shape} vs {sharp.shape}")
+        raise UserError(f"pair {blurred_path} / {sharp_path}: sizes differ, {blurred.shape} vs {sharp.shape}")
     return {"blurred": blurred, "sharp": sharp}
 
 

@@ -132,7 +132,7 @@ def make_train_dataset(source, keys: tuple[str, ...], data_cfg, *, seed: int, gl
     if not 0 <= seed < 2**32:
         raise ValueError(f"seed: expected an integer in [0, 2**32), got {seed}")
     if len(source) == 0:
-        raise ValueError("source: the dataset split is empty")
+        raise UserError("source: the dataset split is empty")
     if data_cfg.cache_mb:
         source = MemoryCache(source, data_cfg.cache_mb * 2**20)
     order = EpochPermutations(len(source), seed, shuffle=data_cfg.shuffle, epochs=None if data_cfg.repeat else 1)
@@ -284,7 +284,7 @@ class PhasedBatches:
 
     def set_state(self, state: dict) -> None:
         if state.get("phase") is None or "iterator" not in state:
-            raise ValueError("data state: expected the state of phased batches (config.data.patch_schedule); "
+            raise UserError("data state: expected the state of phased batches (config.data.patch_schedule); "
                              "the checkpoint was saved without a patch schedule")
         if state["phase"] != self._phase:
             self._switch(state["phase"])

@@ -22,16 +22,18 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 import orbax.checkpoint as ocp
-from jax.sharding import NamedSharding, PartitionSpec as P
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
 from orbax.checkpoint import checkpoint_managers as policies
 
+from jdeblur.errors import UserError
 from jdeblur.train.logger import read_jsonl
 
 BEST_METRIC = "psnr"
 INTEGRITY = "integrity"  # the checkpoint item holding the checksums
 
 
-class CorruptCheckpointError(ValueError):
+class CorruptCheckpointError(UserError):
     """A checkpoint that cannot be read back as it was written; the message names its folder."""
 
 

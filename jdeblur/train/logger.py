@@ -11,6 +11,7 @@ import jax
 import tqdm
 
 from jdeblur.atomic import append_line, replacing
+from jdeblur.errors import UserError
 
 
 class MetricLogger:
@@ -93,7 +94,7 @@ def read_jsonl(path) -> list[dict]:
             records.append(json.loads(line))
         except json.JSONDecodeError as e:
             if number < len(lines):
-                raise ValueError(f"{path}, line {number}: expected a JSON record ({e})") from None
+                raise UserError(f"{path}, line {number}: expected a JSON record ({e})") from None
     return records
 
 

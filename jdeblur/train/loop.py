@@ -37,6 +37,7 @@ from jdeblur.atomic import write_json, write_text
 from jdeblur.data import dead_leaves
 from jdeblur.data.datasets import PAIRED
 from jdeblur.data.pipeline import DevicePrefetchIterator, make_batches
+from jdeblur.errors import RunFailed
 from jdeblur.models.registry import build_model
 from jdeblur.physics.degrade import SHARP_STREAM, degrade, sharp_target, valid_margin
 from jdeblur.train import evaluate as evaluation
@@ -49,6 +50,10 @@ from jdeblur.train.step import make_train_step
 from jdeblur.workdir import FINAL
 
 FAULT_ENV = "JDEBLUR_FAULT"
+
+
+class NonFiniteError(RunFailed, FloatingPointError):
+    """Training met a non-finite loss or gradient (``train.nonfinite='stop'``)."""
 
 
 def fault_hook(point: str, step: int) -> None:
@@ -251,7 +256,7 @@ def _train_in_locked_workdir(config, workdir, *, stop_after, mesh, streams, mode
                 if bad and train_cfg.nonfinite == "stop":
                     checkpoints.close()  # commits the save in flight, if any: the last good checkpoint
                     logger.close()
-                    raise FloatingPointError(
+                    raise NonFiniteError(
                         f"non-finite loss or gradients at step {bad[0]}; training stopped; the last good "
                         f"checkpoint, step {checkpoints.latest_step()}, is kept in {workdir} "
                         f"(config.train.nonfinite=skip skips such updates instead)")

@@ -14,12 +14,13 @@ import sys
 import jax
 
 from jdeblur import config as cfglib
-from jdeblur.atomic import write_json
+from jdeblur.atomic import read_json, write_json
+from jdeblur.errors import UserError
 
 PACKAGES = ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "grain", "tensorflow-datasets", "numpy")
 
 
-class ConfigMismatchError(ValueError):
+class ConfigMismatchError(UserError):
     """The workdir holds a run of a different config."""
 
 
@@ -58,7 +59,7 @@ def record_run(config, workdir: pathlib.Path) -> None:
     path = workdir / "config.json"
     current = config_dict(config)
     if path.is_file():
-        changed = changed_fields(json.loads(path.read_text()), current)
+        changed = changed_fields(read_json(path), current)
         if changed:
             raise ConfigMismatchError(
                 f"{workdir} holds a run of a different config (fields {', '.join(changed)} differ); "

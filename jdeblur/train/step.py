@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import optax
 
 from jdeblur import metrics
+from jdeblur.errors import UserError
 
 AXIS = "data"
 NONFINITE_MODES = ("stop", "skip")  # config.train.nonfinite: what the loop does on a non-finite step
@@ -85,7 +86,7 @@ def make_train_step(
     def step_fn(state, batch, key):
         num_local = jax.tree.leaves(batch)[0].shape[0]
         if num_local % microbatches:
-            raise ValueError(
+            raise UserError(
                 f"train.microbatches={microbatches} must divide the per-device batch {num_local}"
             )
         inputs, targets = prepare(image_keys(key, state["step"], num_local, axis_name), batch)
