@@ -15,6 +15,7 @@ import pytest
 
 from jdeblur import config as cfglib
 from jdeblur import sweep
+from jdeblur.errors import UserError
 from jdeblur.workdir import FINAL
 
 
@@ -94,11 +95,11 @@ def test_report_groups_runs_from_printed_commands_and_sorts_points_naturally(tmp
 
 
 def test_report_refuses_mixed_conventions_and_empty_root(tmp_path):
-    with pytest.raises(FileNotFoundError, match="no finished runs"):
+    with pytest.raises(UserError, match="no finished runs"):
         sweep.gather(tmp_path)
     write_run(tmp_path, "a", 0, 25.0)
     write_run(tmp_path, "a", 1, 25.0, convention="basicsr_y")
-    with pytest.raises(ValueError, match="different conventions"):
+    with pytest.raises(UserError, match="different conventions"):
         sweep.gather(tmp_path)
 
 
