@@ -5,6 +5,7 @@ packages, devices), ``metrics.jsonl`` and ``eval.jsonl`` (the logs), ``checkpoin
 ``curves.png``, ``tensorboard/`` and, when training has finished, ``FINAL`` (the results).
 """
 import pathlib
+import sys
 
 import ml_collections
 
@@ -64,7 +65,7 @@ def load_trained(workdir, which: str = "best"):
     mesh = parallel.make_mesh(1)
     manager = checkpoint.Checkpointer(workdir, async_save=False, read_only=True)
     try:
-        state, _ = manager.restore(step, abstract, mesh)
+        state = manager.restore(step, abstract, mesh, warn=lambda m: print(f"warning: {m}", file=sys.stderr))[0]
     finally:
         manager.close()
     return config, model, eval_params(state), step

@@ -381,7 +381,7 @@ def run_results(workdir) -> dict:
     model = build_model(config.model)
     abstract = abstract_state(config, model, optim.make_optimizer(config.optim, config.train.steps)[0])
     manager = Checkpointer(workdir, read_only=True)
-    state, data_state = manager.restore(config.train.steps, abstract, make_mesh(1))
+    state, data_state, _ = manager.restore(config.train.steps, abstract, make_mesh(1))
     manager.close()
     logged = [{k: v for k, v in json.loads(line).items() if k not in TIMINGS}
               for line in (workdir / "metrics.jsonl").read_text().splitlines()]

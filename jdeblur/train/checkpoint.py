@@ -7,15 +7,28 @@ checkpoints, and keep the best one by evaluation PSNR. Pruning happens only afte
 is committed, so a good checkpoint is never removed before its successor is complete. The
 evaluation history lives in ``eval.jsonl`` in the workdir, from which the best step is read.
 
+A checkpoint may also carry a ``log`` item: the training loop's record of the logging interval in
+progress (per-step measurements since the last ``metrics.jsonl`` line), so that a run resumed from
+a checkpoint between two log steps writes the same lines as the uninterrupted run.
+
 Integrity: orbax stores no checksums, and a flipped byte in an array file restores silently as a
 different value (tried: orbax-checkpoint 0.12.8). Each checkpoint therefore carries an
 ``integrity`` item: a 32-bit checksum of every leaf of the state, computed on the devices, and a
-CRC of the data iterator's state. A restore recomputes and compares them, and a checkpoint that
-is truncated, corrupted or missing files raises ``CorruptCheckpointError``. ``restore_latest``
-then falls back to the previous checkpoint and sets the bad one aside as ``STEP.corrupt``.
+CRC of the data iterator's state (and of the log item). A restore recomputes and compares them.
+
+Corruption is decided from the data, never from an exception alone: a checkpoint is corrupt
+(``CorruptCheckpointError``) when its checksums differ, or when it fails to restore twice although
+every one of its files reads back (a truncated, missing or garbled array file). A file that
+cannot be read (an ``OSError``: a storage hiccup, a network file system away) is not the
+checkpoint's fault: ``CheckpointReadError``, and nothing is renamed. ``restore_latest`` falls back
+from a corrupt checkpoint to the previous one and sets the bad one aside as ``STEP.corrupt``. A
+checkpoint without an integrity record (written before jdeblur had one, or its ``integrity/``
+folder lost) is restored with a warning that it could not be verified.
 """
 import json
+import os
 import pathlib
+import warnings
 import zlib
 from typing import Callable
 
@@ -26,15 +39,20 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 from orbax.checkpoint import checkpoint_managers as policies
 
-from jdeblur.errors import UserError
+from jdeblur.errors import RunFailed, UserError
 from jdeblur.train.logger import read_jsonl
 
 BEST_METRIC = "psnr"
 INTEGRITY = "integrity"  # the checkpoint item holding the checksums
+LOG = "log"  # the checkpoint item holding the logging interval in progress
 
 
 class CorruptCheckpointError(UserError):
     """A checkpoint that cannot be read back as it was written; the message names its folder."""
+
+
+class CheckpointReadError(RunFailed):
+    """A checkpoint's files could not be read (an I/O error, not bad data); nothing was renamed."""
 
 
 @jax.jit
@@ -79,13 +97,18 @@ class Checkpointer:
         )
         self.manager = ocp.CheckpointManager(self.directory, options=options)
 
-    def save(self, step: int, state, data_state: dict, *, metrics: dict | None = None) -> None:
-        """Starts saving ``state`` and ``data_state`` at ``step`` (returns before the write ends)."""
+    def save(self, step: int, state, data_state: dict, *, metrics: dict | None = None,
+             log_state: dict | None = None) -> None:
+        """Starts saving ``state``, ``data_state`` and ``log_state`` (if given) at ``step`` (returns before
+        the write ends)."""
         if step in self.manager.all_steps():
             return
         checks = {"state": state_checksums(state), "data": json_checksum(data_state)}
-        args = ocp.args.Composite(state=ocp.args.StandardSave(state), data=ocp.args.JsonSave(data_state),
-                                  **{INTEGRITY: ocp.args.JsonSave(checks)})
+        items = {"state": ocp.args.StandardSave(state), "data": ocp.args.JsonSave(data_state)}
+        if log_state is not None:
+            checks[LOG] = json_checksum(log_state)
+            items[LOG] = ocp.args.JsonSave(log_state)
+        args = ocp.args.Composite(**items, **{INTEGRITY: ocp.args.JsonSave(checks)})
         metrics = None if metrics is None else {BEST_METRIC: float(metrics[BEST_METRIC])}
         self.manager.save(step, args=args, metrics=metrics, force=True)
 
@@ -95,14 +118,20 @@ class Checkpointer:
     def steps(self) -> list[int]:
         return list(self.manager.all_steps())
 
-    def restore(self, step: int, abstract_state, mesh) -> tuple[dict, dict]:
-        """Restores the checkpoint of ``step`` replicated over ``mesh``; returns (state, data_state).
+    def restore(self, step: int, abstract_state, mesh, *,
+                warn: Callable[[str], None] | None = None) -> tuple[dict, dict, dict]:
+        """Restores the checkpoint of ``step`` replicated over ``mesh``; returns (state, data_state, log_state).
 
         Args:
           abstract_state: a pytree with the state's shapes and dtypes (e.g. from ``jax.eval_shape``).
+          warn: told when the checkpoint has no integrity record (default: ``warnings.warn``).
+
+        Returns:
+          ``log_state`` is ``{}`` for a checkpoint saved without one.
 
         Raises:
-          CorruptCheckpointError: the checkpoint cannot be read, or differs from its checksums.
+          CorruptCheckpointError: the checkpoint's data is damaged (see the module docstring).
+          CheckpointReadError: its files could not be read.
         """
         folder = self.directory / str(step)
         replicated = NamedSharding(mesh, P())
@@ -110,31 +139,55 @@ class Checkpointer:
             lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=replicated), abstract_state
         )
         items = {"state": ocp.args.StandardRestore(target), "data": ocp.args.JsonRestore()}
-        verified = (folder / INTEGRITY).is_dir()  # checkpoints written before checksums have none
+        if (folder / LOG).is_dir():
+            items[LOG] = ocp.args.JsonRestore()
+        verified = (folder / INTEGRITY).is_dir()
         if verified:
             items[INTEGRITY] = ocp.args.JsonRestore()
-        try:
-            restored = self.manager.restore(step, args=ocp.args.Composite(**items))
-        except Exception as e:  # orbax, tensorstore and json raise many types; all mean unreadable
-            reason = next((line for line in str(e).splitlines() if line.strip()), type(e).__name__)
-            raise CorruptCheckpointError(f"checkpoint {folder} is unreadable ({type(e).__name__}: "
-                                         f"{reason[:300]}); expected a complete checkpoint") from e
+        else:
+            (warn or warnings.warn)(f"checkpoint {folder} has no integrity record ({INTEGRITY}/): restored "
+                                    f"unverified, a damaged array would go unnoticed")
+        restored = self._restore_items(folder, step, items)
         if verified:
             expected = restored[INTEGRITY]
             actual = state_checksums(restored["state"])
             changed = [path for path in expected["state"] if actual.get(path) != expected["state"][path]]
-            if json_checksum(restored["data"]) != expected["data"]:
-                changed.append("data iterator state")
+            for item, name in (("data", "data iterator state"), (LOG, "log record")):
+                if item in expected and json_checksum(restored.get(item)) != expected[item]:
+                    changed.append(name)
             if changed or actual.keys() != expected["state"].keys():
                 named = ", ".join(changed[:3]) + (f" and {len(changed) - 3} more" if len(changed) > 3 else "")
                 raise CorruptCheckpointError(
                     f"checkpoint {folder} is corrupt: {named or 'its leaves'} differ from the checksums "
                     f"written with it; expected a checkpoint that reads back as it was saved")
-        return restored["state"], restored["data"]
+        return restored["state"], restored["data"], restored.get(LOG) or {}
+
+    def _restore_items(self, folder: pathlib.Path, step: int, items: dict):
+        """orbax's restore of ``items``, its failures sorted into damaged data and unreadable files."""
+        args = ocp.args.Composite(**items)
+        try:
+            return self.manager.restore(step, args=args)
+        except Exception as first:  # orbax, tensorstore and json raise many types: the files decide
+            unreadable = unreadable_file(folder)
+            if unreadable is not None:
+                raise CheckpointReadError(f"checkpoint {folder}: reading {unreadable[0]} failed ({unreadable[1]}); "
+                                          f"nothing was changed: rerun when the storage answers") from first
+        try:  # every file reads: a transient failure passes now, damaged data fails again
+            return self.manager.restore(step, args=args)
+        except OSError as second:
+            if isinstance(second, FileNotFoundError):
+                raise CorruptCheckpointError(f"checkpoint {folder} is unreadable (a file is missing: "
+                                             f"{second}); expected a complete checkpoint") from second
+            raise CheckpointReadError(f"checkpoint {folder}: reading it failed twice ({type(second).__name__}: "
+                                      f"{second}); nothing was changed: rerun when the storage answers") from second
+        except Exception as second:
+            reason = next((line for line in str(second).splitlines() if line.strip()), type(second).__name__)
+            raise CorruptCheckpointError(f"checkpoint {folder} is unreadable ({type(second).__name__}: "
+                                         f"{reason[:300]}); expected a complete checkpoint") from second
 
     def restore_latest(self, abstract_state, mesh, *,
-                       warn: Callable[[str], None]) -> tuple[int, dict, dict] | None:
-        """Restores the newest checkpoint that reads back intact: ``(step, state, data_state)``.
+                       warn: Callable[[str], None]) -> tuple[int, dict, dict, dict] | None:
+        """Restores the newest checkpoint that reads back intact: ``(step, state, data_state, log_state)``.
 
         A newer checkpoint that fails is reported with ``warn`` and, once an older one has been
         restored, renamed ``STEP.corrupt`` (kept for inspection, out of the resumed run's way).
@@ -142,11 +195,13 @@ class Checkpointer:
 
         Raises:
           CorruptCheckpointError: there are checkpoints, and none reads back intact (nothing is renamed).
+          CheckpointReadError: a checkpoint's files could not be read (nothing is renamed).
         """
         bad = []
         for step in sorted(self.steps(), reverse=True):
             try:
-                state, data_state = self.restore(step, abstract_state, mesh)
+                state, data_state, log_state = self.restore(step, abstract_state, mesh,
+                                                            warn=lambda m: warn(f"warning: {m}"))
             except CorruptCheckpointError as e:
                 warn(f"warning: {e}; trying the previous checkpoint")
                 bad.append(step)
@@ -154,7 +209,7 @@ class Checkpointer:
             if bad:
                 self._set_aside(bad)
                 warn(f"warning: resuming from step {step}, the newest intact checkpoint")
-            return step, state, data_state
+            return step, state, data_state, log_state
         if bad:
             raise CorruptCheckpointError(f"no checkpoint in {self.directory} reads back intact (steps "
                                          f"{', '.join(map(str, bad))}); move the folder away to start over")
@@ -182,6 +237,22 @@ class Checkpointer:
     def close(self) -> None:
         self.manager.wait_until_finished()
         self.manager.close()
+
+
+def unreadable_file(folder: pathlib.Path) -> tuple[pathlib.Path, OSError] | None:
+    """The first file (or folder) under ``folder`` that cannot be read to its end, with the error; None if
+    all can."""
+    unlistable = []
+    for root, _, files in os.walk(folder, onerror=unlistable.append):
+        for name in files:
+            path = pathlib.Path(root, name)
+            try:
+                with open(path, "rb") as f:
+                    while f.read(1 << 20):
+                        pass
+            except OSError as e:
+                return path, e
+    return (pathlib.Path(unlistable[0].filename or folder), unlistable[0]) if unlistable else None
 
 
 def best_step(workdir) -> int | None:

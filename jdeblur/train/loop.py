@@ -10,9 +10,10 @@ the step function).
 
 Crashes: checkpoints are verified on restore (``jdeblur.train.checkpoint``); a corrupt newest one
 is set aside and the previous one used. Records that the logs hold past the restored step (from
-the lost part of a killed run) are dropped, so the logs of a resumed run read as those of an
-uninterrupted one. ``JDEBLUR_FAULT`` kills the process at a chosen point, for the tests
-(``fault_hook``).
+the lost part of a killed run) are dropped, and a checkpoint between two log steps carries the
+interval's per-step measurements so far, so the logs of a resumed run read as those of an
+uninterrupted one, whatever step the checkpoint is on. ``JDEBLUR_FAULT`` kills the process at a
+chosen point, for the tests (``fault_hook``).
 
 Non-finite values: the step reports per step whether its loss and gradients were finite; the loop
 fetches those flags with the other metrics at each logging interval (and before every save and
@@ -103,6 +104,22 @@ def nonfinite_steps(stats: list[dict], last_step: int) -> list[int]:
     """The steps whose loss or gradients were not finite, of per-step ``stats`` ending at ``last_step``."""
     first = last_step - len(stats) + 1
     return [first + i for i, s in enumerate(stats) if not s["finite"]]
+
+
+def interval_record(pending: list[dict]) -> dict:
+    """The logging interval in progress (host per-step measurements) as JSON data for a checkpoint.
+
+    The values keep their dtypes (float32 values are exact as JSON's float64), so a resumed run
+    averages the same numbers as the uninterrupted one, bit for bit.
+    """
+    dtypes = {k: str(np.asarray(v).dtype) for k, v in pending[0].items()} if pending else {}
+    return {"steps": [{k: np.asarray(v).item() for k, v in s.items()} for s in pending], "dtypes": dtypes}
+
+
+def interval_from_record(record: dict) -> list[dict]:
+    """The per-step measurements ``interval_record`` saved (none for a checkpoint saved without them)."""
+    dtypes = record.get("dtypes", {})
+    return [{k: np.asarray(v, dtypes[k]) for k, v in s.items()} for s in record.get("steps", [])]
 
 
 def interval_metrics(stats: list[dict]) -> dict:
@@ -204,9 +221,11 @@ def _train_in_locked_workdir(config, workdir, *, stop_after, mesh, streams, mode
             print(message, file=sys.stderr, flush=True)
 
     resumed = checkpoints.restore_latest(abstract_state(config, model, tx), mesh, warn=warn)
+    pending = []  # per-step measurements of the logging interval in progress
     if resumed is not None:
-        start, state, data_state = resumed
+        start, state, data_state, log_state = resumed
         loader.set_state(data_state)
+        pending = interval_from_record(log_state)  # a checkpoint between two log steps: its interval so far
     else:
         start = 0
         state = parallel.replicate(initial_state(config, model, tx, streams["init"]), mesh)
@@ -233,7 +252,8 @@ def _train_in_locked_workdir(config, workdir, *, stop_after, mesh, streams, mode
                                         count=eval_cfg.samples)
         return table, families
 
-    pending, wait_s, interval_start = [], 0.0, time.perf_counter()
+    # Throughput of the steps timed in this process since the last log line or evaluation.
+    timed, wait_s, interval_start = 0, 0.0, time.perf_counter()
     table = families = None
     try:
         for step in range(start, train_cfg.steps):
@@ -241,6 +261,7 @@ def _train_in_locked_workdir(config, workdir, *, stop_after, mesh, streams, mode
             batch = next(batches)
             wait_s += time.perf_counter() - t0
             state, stats = train_step(state, batch, streams["step"])
+            timed += 1
             done = step + 1
             fault_hook("kill_after_step", done)
             pending.append(stats)
@@ -264,19 +285,21 @@ def _train_in_locked_workdir(config, workdir, *, stop_after, mesh, streams, mode
                 elapsed = time.perf_counter() - interval_start
                 values = interval_metrics(pending)
                 values["skipped_steps"] = len(bad)
-                values["images_per_s"] = len(pending) * train_cfg.global_batch / elapsed
+                values["images_per_s"] = timed * train_cfg.global_batch / elapsed
                 values["data_wait_fraction"] = wait_s / elapsed
                 logger.train(done, values)
                 if bad:
                     logger.write(f"step {done}: skipped the updates of steps {', '.join(map(str, bad))} "
                                  f"(non-finite loss or gradients)")
-                pending, wait_s, interval_start = [], 0.0, time.perf_counter()
+                pending = []
+                timed, wait_s, interval_start = 0, 0.0, time.perf_counter()
             if evaluate_now:
                 table, families = run_evaluation(done)
-                checkpoints.save(done, state, batches.get_state(), metrics=table["model"])
-                interval_start = time.perf_counter()  # evaluation time is not training throughput
+                checkpoints.save(done, state, batches.get_state(), metrics=table["model"],
+                                 log_state=interval_record(pending))
+                timed, wait_s, interval_start = 0, 0.0, time.perf_counter()  # evaluation is not training time
             elif save_now:
-                checkpoints.save(done, state, batches.get_state())
+                checkpoints.save(done, state, batches.get_state(), log_state=interval_record(pending))
             if save_now:
                 fault_hook("kill_during_save", done)
             if done == stop_after and not last:

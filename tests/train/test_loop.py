@@ -89,21 +89,34 @@ def test_unet_run_records_everything(whole_run):
     check_run_record(whole_run, json.loads((whole_run / "final.json").read_text()))
 
 
+def records(workdir, name) -> list[dict]:
+    """The lines of a JSON-lines log without the wall-clock measurements (not results)."""
+    timings = ("images_per_s", "data_wait_fraction")
+    return [{k: v for k, v in json.loads(line).items() if k not in timings}
+            for line in (workdir / name).read_text().splitlines()]
+
+
 def test_resumed_run_equals_uninterrupted_run(tmp_path, data_dir, whole_run):
+    """Stopped at steps 1 and 3, between the log steps (2, 4), and across the switch to larger patches
+    (step 2): every log, line by line, and the parameters equal the uninterrupted run's, bit for bit.
+    (Defect: the first line after a resume between log steps averaged only the steps after it.)"""
     parts = tmp_path / "parts"
-    assert loop.train_and_evaluate(tiny_config(data_dir), parts, stop_after=2) is None
-    assert not (parts / "final.json").exists()
-    step_2 = load_trained(parts, "latest")[3]
-    assert step_2 == 2
+    for stop in (1, 3):
+        assert loop.train_and_evaluate(tiny_config(data_dir), parts, stop_after=stop) is None
+        assert load_trained(parts, "latest")[3] == stop and not (parts / "final.json").exists()
     loop.train_and_evaluate(tiny_config(data_dir), parts)
     for a, b in zip(params_of(whole_run), params_of(parts)):
         np.testing.assert_array_equal(a, b)
-    # Same seed, same metrics, bit for bit, across the interruption.
-    assert losses(whole_run) == losses(parts)
+    assert records(parts, "metrics.jsonl") == records(whole_run, "metrics.jsonl")
+    assert [r["step"] for r in records(parts, "metrics.jsonl")] == [2, 4]
+    evals = [records(w, "eval.jsonl") for w in (parts, whole_run)]
+    assert [(r["step"], r["model"]) for r in evals[0]] == [(r["step"], r["model"]) for r in evals[1]]
+    finals = [json.loads((w / "final.json").read_text()) for w in (parts, whole_run)]
+    assert finals[0]["results"]["model"] == finals[1]["results"]["model"] and finals[0]["step"] == finals[1]["step"]
     # Every checkpoint carries the input iterator's state beside the train state.
     manager = Checkpointer(parts, read_only=True)
     for step in manager.steps():
-        _, data_state = manager.restore(step, abstract_state(*abstract_args(parts)), make_mesh(1))
+        data_state = manager.restore(step, abstract_state(*abstract_args(parts)), make_mesh(1))[1]
         assert data_state and json.dumps(data_state)
     manager.close()
 
