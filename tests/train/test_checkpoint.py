@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from jdeblur.train.checkpoint import (
-    CheckpointReadError,
     Checkpointer,
+    CheckpointReadError,
     CorruptCheckpointError,
     best_step,
     state_checksums,
