@@ -22,6 +22,24 @@ def is_concrete(x) -> bool:
     return not isinstance(x, jax.core.Tracer)
 
 
+def check_real_array(x, name: str) -> None:
+    """Raises ValueError unless ``x`` is a non-empty array of real numbers (numpy, JAX, or traced).
+
+    A Python list is refused as ``jax.numpy`` refuses it (convert it with ``np.asarray``), and a
+    complex array, which the Fourier filters would reject deep inside with an unnamed error.
+    """
+    if isinstance(x, (list, tuple)):
+        raise ValueError(f"{name}: expected an array (numpy or JAX), got a Python {type(x).__name__}; "
+                         f"convert it with np.asarray")
+    dtype = np.dtype(x.dtype) if hasattr(x, "dtype") else np.result_type(x)
+    if np.issubdtype(dtype, np.complexfloating):
+        raise ValueError(f"{name}: expected real values, got {dtype}; pass its real part or its magnitude")
+    if not (np.issubdtype(dtype, np.number) or dtype == np.bool_):
+        raise ValueError(f"{name}: expected numbers, got dtype {dtype}")
+    if np.size(x) == 0:
+        raise ValueError(f"{name}: expected a non-empty array, got shape {tuple(np.shape(x))}")
+
+
 def check_rank(x, name: str, ranks: tuple[int, ...], layout: str) -> None:
     """Raises ValueError unless ``x.ndim`` is one of ``ranks``; ``layout`` describes the expected axes."""
     if np.ndim(x) not in ranks:

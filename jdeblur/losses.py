@@ -49,7 +49,7 @@ def psnr_loss(pred, target, *, eps: float = PSNR_LOSS_EPS):
 
 
 def ssim_loss(pred, target):
-    """``1 - SSIM`` in the pinned convention, averaged over the batch."""
+    """``1 - SSIM`` in the pinned convention, averaged over the batch (reverse-mode differentiable only)."""
     return 1.0 - jnp.mean(metrics.ssim(pred, target))
 
 

@@ -14,6 +14,13 @@ The options papers use are keyword arguments of every metric, applied in this or
 does; zero gradient, so evaluation only), ``crop_border`` (drop N pixels on each side) and
 ``y_channel`` (BT.601 luma of ``rgb_to_y``, as BasicSR's ``test_y_channel``). A named
 ``MetricConvention`` bundles them so that every results table can say which one it used.
+
+Differentiation: every metric has reverse-mode derivatives (``jax.grad``, ``vjp``, ``jacrev``),
+which is what losses need. SSIM and MS-SSIM have no forward mode: ``jax.jvp`` and ``jax.jacfwd``
+raise ``TypeError`` ("can't apply forward-mode autodiff (jvp) to a custom_vjp function"), because
+their Gaussian filter carries a custom VJP (its adjoint is the same filter, which compiles several
+times faster than the transposed slices autodiff would build). Use ``jax.jacrev`` for Jacobians.
+PSNR has both modes.
 """
 import functools
 from typing import NamedTuple
@@ -262,6 +269,8 @@ def ssim(pred, target, *, data_range: float = 1.0, quantize: bool = False, y_cha
          crop_border: int = 0):
     """Structural similarity in the pinned convention (equal to scikit-image's, see module doc).
 
+    Reverse-mode differentiable only (``jax.jvp`` raises ``TypeError``; see the module docstring).
+
     Returns:
       One value per image, channels averaged: shape ``(N,)`` for NHWC, a scalar for HWC.
     """
@@ -303,7 +312,8 @@ def ms_ssim(pred, target, *, weights=MS_SSIM_WEIGHTS, data_range: float = 1.0, q
     but the last and the SSIM of the last are raised to their weights and multiplied, per
     channel; channels are averaged. Negative terms are clipped to 0 first (TF and pytorch-msssim
     apply relu), so anti-correlated images score 0 with a zero gradient rather than NaN.
-    The weights are used as given (not renormalised), as TF does.
+    The weights are used as given (not renormalised), as TF does. Reverse-mode differentiable only,
+    as ``ssim``.
 
     Returns:
       One value per image: shape ``(N,)`` for NHWC, a scalar for HWC.

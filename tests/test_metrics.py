@@ -207,6 +207,18 @@ def test_gradients_match_finite_differences(rng, x64):
     check_grads(jax.jit(lambda p: jnp.sum(all_metrics(p, target) * weights)), (pred,), order=1, modes=("rev",))
 
 
+def test_forward_mode_is_psnrs_only_as_documented(rng):
+    """SSIM and MS-SSIM: reverse mode only (the module docstring says so); jacrev works, jvp says why not."""
+    pred, target = natural_pairs(rng, 1, shape=(24, 22))
+    pred, target = jnp.asarray(pred[:1], jnp.float32), jnp.asarray(target[:1], jnp.float32)
+    for metric in (metrics.ssim, lambda p, t: metrics.ms_ssim(p, t, weights=(0.5, 0.5))):
+        with pytest.raises(TypeError, match="forward-mode"):
+            jax.jvp(lambda p: metric(p, target), (pred,), (jnp.ones_like(pred),))
+        assert jax.jacrev(lambda p: metric(p, target))(pred).shape == (1, *pred.shape)
+    _, tangent = jax.jvp(lambda p: metrics.psnr(p, target), (pred,), (jnp.ones_like(pred),))
+    assert np.isfinite(tangent).all()
+
+
 def test_gradients_finite_when_pred_equals_target(rng):
     image = jnp.asarray(rng.random((24, 22, 1)), jnp.float32)
     # The second pair is anti-correlated: MS-SSIM clips its negative contrast-structure terms,

@@ -2,16 +2,21 @@
 
 Images are NHWC (or HWC) float32 in [0, 1]; a kernel is one (kh, kw) array shared by the batch
 or a (B, kh, kw) stack with one kernel per image, applied to every channel alike.
+
+Result dtype, as scikit-image's ``restoration`` functions: the image's floating type, at least
+float32 (float16 and integer images give float32, float64 gives float64), whatever the kernel's
+type; float64 needs JAX's 64-bit mode (``jax.enable_x64``), without which JAX holds float64 arrays
+as float32.
 """
 import operator
 
 import jax.numpy as jnp
 
-from jdeblur.checks import check_finite, check_rank, is_concrete
+from jdeblur.checks import check_finite, check_rank, check_real_array, is_concrete
 
 
 def prepare_problem(image, kernel):
-    """Checks an (image, kernel) pair and casts both to one float dtype (at least float32).
+    """Checks an (image, kernel) pair and casts both to the image's float dtype (at least float32).
 
     Args:
       image: (H, W, C) or (B, H, W, C) observation.
@@ -20,6 +25,8 @@ def prepare_problem(image, kernel):
     Returns:
       ``(image, kernel)`` as JAX arrays of the same floating dtype.
     """
+    check_real_array(image, "image")
+    check_real_array(kernel, "kernel")
     check_rank(image, "image", (3, 4), "HWC or NHWC")
     check_rank(kernel, "kernel", (2, 3), "(kh, kw) or per-image (B, kh, kw)")
     image_shape, kernel_shape = tuple(jnp.shape(image)), tuple(jnp.shape(kernel))
@@ -35,7 +42,7 @@ def prepare_problem(image, kernel):
         )
     check_finite(image, "image")
     check_finite(kernel, "kernel")
-    dtype = jnp.promote_types(jnp.result_type(image, kernel), jnp.float32)
+    dtype = jnp.promote_types(jnp.result_type(image), jnp.float32)
     return jnp.asarray(image, dtype), jnp.asarray(kernel, dtype)
 
 

@@ -100,7 +100,8 @@ def apply_edge_taper(image, kernel):
       kernel: (kh, kw) or (B, kh, kw) kernel, smaller than the image on both axes.
 
     Returns:
-      The tapered image, same shape and dtype as ``image``.
+      The tapered image, the shape of ``image``, in its float dtype (float32, or float64 for a float64
+      image under x64; see ``jdeblur.restore.arguments``).
     """
     image, kernel = prepare_problem(image, kernel)
     # The autocorrelation runs over n - 1 samples: a kernel that long would be truncated.
@@ -124,7 +125,8 @@ def wiener(image, kernel, balance, *, reg=None, clip=True, edge_taper=False):
       edge_taper: extend and taper the borders first (see the module docstring) against ringing.
 
     Returns:
-      The restored image, same shape and dtype as ``image``.
+      The restored image, the shape of ``image``, in its float dtype (float32, or float64 for a float64
+      image under x64, as scikit-image; see ``jdeblur.restore.arguments``).
     """
     image, kernel = prepare_problem(image, kernel)
     check_positive(balance, "balance")
@@ -153,7 +155,8 @@ def inverse_filter(image, kernel, *, eps=1e-3, regularizer="identity", edge_tape
       edge_taper: extend and taper the borders first against ringing.
 
     Returns:
-      The restored image, same shape and dtype as ``image``.
+      The restored image, the shape of ``image``, in its float dtype (float32, or float64 for a float64
+      image under x64, as scikit-image; see ``jdeblur.restore.arguments``).
     """
     check_choice(regularizer, "regularizer", ("identity", "laplacian"))
     check_positive(eps, "eps")

@@ -81,7 +81,8 @@ def tv_deconvolution(
       bounds: (lo, hi) box the solution is projected on, or None for no constraint.
 
     Returns:
-      The restored image, same shape and dtype as ``image``.
+      The restored image, the shape of ``image``, in its float dtype (float32, or float64 for a float64
+      image under x64, as scikit-image; see ``jdeblur.restore.arguments``).
     """
     image, kernel = prepare_problem(image, kernel)
     num_iter = check_num_iter(num_iter)
