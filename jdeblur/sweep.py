@@ -19,7 +19,7 @@ families separately (``by_family``: synthetic blur; see ``eval.blur_families``).
 A run started by the sweep ends with the sweep, however the sweep ends (``kill -9`` included), so
 that a rerun of the sweep never finds the previous one's run still training (``die_with_sweep``:
 on Linux the kernel's parent-death signal; on other POSIX systems a thread that watches the parent;
-on Windows nothing, and the workdir lock then refuses the second trainer).
+on Windows nothing).
 """
 import csv
 import dataclasses

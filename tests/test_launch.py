@@ -126,6 +126,9 @@ TRAIN_ERRORS = {
     "bad value": (["--config.train.global_batch=0"], ["config.train.global_batch", "> 0"]),
     "unknown model": (["--config.model.name=resnet"], ["'resnet'", "valid models: nafnet, unet"]),
     "unknown model variant": (["--config.model.variant=huge"], ["'huge'", "valid variants:", "tiny"]),
+    # Defect: these wrote config.json, run.json and checkpoints/, then failed with a TypeError (exit 1).
+    "model width 0": (["--config.model.kwargs={{'width': 0}}"], ["config.model.kwargs.width=0"]),
+    "model width 'a'": (["--config.model.kwargs={{'width': 'a'}}"], ["config.model.kwargs.width='a'", "expected int"]),
     "unknown convention": (["--config.eval.convention=y"], ["config.eval", "basicsr_y"]),
     "folder dataset without folder": (["--config.data.name=image_folder"], ["manual_dir", "Expected layout:"]),
     "missing dataset folder": (["--config.data.name=image_folder", "--config.data.manual_dir={tmp}/photos"],
