@@ -71,9 +71,13 @@ class MetricLogger:
         else:
             print(message, flush=True)
 
-    def close(self) -> None:
+    def close_progress(self) -> None:
+        """Closes the progress bar (left on screen as it stands), so that what is printed next follows it."""
         if self.bar is not None:
             self.bar.close()
+
+    def close(self) -> None:
+        self.close_progress()
         if self.tb is not None:
             self.tb.close()
 

@@ -308,6 +308,7 @@ def _train_in_locked_workdir(config, workdir, *, stop_after, mesh, streams, mode
                 return None
     finally:  # the loader's reader threads end here, not whenever the loader is collected
         batches.close()
+        logger.close_progress()  # on an error, its one line then comes last, after the bar
     if table is None:  # resumed a finished run: evaluate what is there
         table, families = run_evaluation(train_cfg.steps)
     checkpoints.close()
