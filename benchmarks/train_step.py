@@ -1,6 +1,6 @@
 """Training-step throughput against the machine's own peak: images/s, XLA FLOPs, GFLOP/s, % of peak.
 
-    python benchmarks/train_step.py [--cases quickstart unet-tiny ...] [--repeats 5] [--seconds 1.0]
+    python benchmarks/train_step.py [--cases quickstart unet-tiny ...] [--repeats 5] [--seconds 1.0] [--xla-kernels]
 
 Each case is an experiment config (``experiments/*.py``, shrunk to CPU-sized patches where the
 recipe's are too large) whose train step is built as the trainer builds it: the model, loss,
@@ -9,6 +9,12 @@ data) of ``jdeblur.train.loop``, ``make_train_step``, wrapped by ``parallel.para
 over one device, state donated). Batches are random uint8 images of the loader's shape (patch plus
 the blur's margin). FLOPs per step come from XLA's cost analysis of the compiled step, so they
 count what XLA runs (a multiply-add is 2 FLOPs), degradation included.
+
+XLA's count is not comparable across ways of writing the same model: it counts a grouped
+(depthwise) convolution's gradients as dense ones (NAFNet's step with XLA's convolutions: 2.7x its
+forward FLOPs x 3) and a ``lax.scan`` body once. So the table also shows the model's FLOPs: 3x XLA's
+count of the forward pass with XLA's convolutions, unrolled (a backward pass costs about twice a
+forward one), and the fractions of the peak from them ("model" columns).
 
 The peak is measured in the same run: a 2048x2048 float32 matmul and a 3x3 convolution
 (64 -> 64 channels, 8x128x128, NHWC, ``lax.conv_general_dilated``). Every timed thing is compiled
@@ -49,6 +55,9 @@ CASES = {
                                               "data.patch_size=64", "train.global_batch=4"]),
     "nafnet-width32": ("gopro_nafnet:width32", ["model.kwargs.train_size=64", "data.patch_size=64",
                                                  "train.global_batch=2"]),
+    # benchmarks/vs_pytorch.py's training step: 2 pairs of 128x128, gradients clipped as the official trainer.
+    "nafnet-width32-128": ("gopro_nafnet:width32", ["data.patch_size=128", "train.global_batch=2",
+                                                     "optim.clip_norm=0.01"]),
     # Not run by default: the quickstart recomputing each block's activations in the backward pass.
     "quickstart-remat": ("quickstart", ["model.kwargs={'norm': 'none', 'activation': 'relu', "
                                         "'upsample': 'transpose', 'remat': True}"]),
@@ -65,13 +74,26 @@ def flops_of(compiled) -> float:
     return float(analysis["flops"])
 
 
+def model_step_flops(config, model) -> float:
+    """3x XLA's FLOPs of ``model``'s forward pass on the step's batch, with XLA's convolutions, unrolled."""
+    if "kernels" in model.__dataclass_fields__:
+        model = model.clone(kernels="xla")
+    x = jax.ShapeDtypeStruct((config.train.global_batch, config.data.patch_size, config.data.patch_size, 3),
+                             jnp.float32)
+    variables = jax.eval_shape(model.init, jax.random.key(0), x)
+    analysis = jax.jit(model.apply).lower(variables, x).cost_analysis()
+    return 3 * float(analysis["flops"])
+
+
 class Timed:
     """A compiled computation, how to call it repeatedly, its FLOPs per call and its timings."""
 
-    def __init__(self, name: str, compiled, args: tuple, *, images: int = 0, threads_state: bool = False):
+    def __init__(self, name: str, compiled, args: tuple, *, images: int = 0, threads_state: bool = False,
+                 model_flops: float | None = None):
         self.name, self.compiled, self.args, self.images = name, compiled, args, images
         self.threads_state = threads_state  # the first argument is donated and returned: feed it back
         self.flops = flops_of(compiled)
+        self.model_flops = model_flops
         self.seconds: list[float] = []
         self.calls = 1
 
@@ -176,7 +198,9 @@ def step_case(name: str, config, mesh, batch: dict, **kw) -> Timed:
     placed = parallel.place_batch(batch, mesh, config.train.parallel)
     key = jax.random.key(1)
     compiled = train_step.lower(state, placed, key).compile()
-    return Timed(name, compiled, (state, placed, key), images=config.train.global_batch, threads_state=True)
+    model = kw.get("model") or loop.build_model(config)
+    return Timed(name, compiled, (state, placed, key), images=config.train.global_batch, threads_state=True,
+                 model_flops=model_step_flops(config, model))
 
 
 def per_image_keys(key, count: int):
@@ -211,6 +235,9 @@ def main():
     parser.add_argument("--degradation", action="store_true", help="also time the quickstart's degradation")
     parser.add_argument("--no-donation", action="store_true",
                         help="also time the quickstart without donation")
+    parser.add_argument("--xla-kernels", action="store_true",
+                        help="also time each NAFNet case with XLA's convolutions, unrolled (kernels='xla', "
+                             "the implementation before the CPU forms of jdeblur.models.nafnet)")
     parser.add_argument("--conv-transpose", action="store_true",
                         help="also time the quickstart with Flax's nn.ConvTranspose up-convolutions "
                              "(before jdeblur's TransposeConv2x2)")
@@ -223,8 +250,14 @@ def main():
     for name in args.cases:
         config = load_case(name)
         start = time.perf_counter()
-        steps.append(step_case(name, config, mesh, random_batch(config, rng)))
+        batch = random_batch(config, rng)
+        steps.append(step_case(name, config, mesh, batch))
         print(f"compiled {name} in {time.perf_counter() - start:.1f} s", flush=True)
+        if args.xla_kernels and name.startswith("nafnet"):
+            start = time.perf_counter()
+            steps.append(step_case(f"{name} kernels=xla", config, mesh, batch,
+                                   model=loop.build_model(config).clone(kernels="xla")))
+            print(f"compiled {name} kernels=xla in {time.perf_counter() - start:.1f} s", flush=True)
     if args.degradation or args.no_donation or args.conv_transpose:
         config = load_case("quickstart")
         batch = random_batch(config, rng)
@@ -249,13 +282,15 @@ def main():
               f"{p.gflops:6.1f} GFLOP/s")
     conv_peak = peaks[1].gflops
     print("\n| case | config | batch | ms/step | images/s | GFLOP/step (XLA) | GFLOP/s | of matmul peak "
-          "| of conv peak |")
-    print("|---|---|---|---:|---:|---:|---:|---:|---:|")
+          "| of conv peak | model GFLOP/step | of conv peak (model) |")
+    print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for t in steps + [e for e in extra if e.images]:
-        spec, overrides = CASES.get(t.name, CASES["quickstart"])
+        spec, overrides = CASES.get(t.name.split(" ")[0], CASES["quickstart"])
+        model_rate = t.model_flops / t.median_s / 1e9
         print(f"| {t.name} | {spec} {' '.join(overrides)} | {t.images} | {t.median_s * 1e3:.0f} | "
               f"{t.images / t.median_s:.1f} | {t.flops / 1e9:.2f} | {t.gflops:.1f} | "
-              f"{t.gflops / peaks[0].gflops:.0%} | {t.gflops / conv_peak:.0%} |")
+              f"{t.gflops / peaks[0].gflops:.0%} | {t.gflops / conv_peak:.0%} | {t.model_flops / 1e9:.2f} | "
+              f"{model_rate / conv_peak:.0%} |")
     by_name = {t.name: t for t in timed}
     if args.degradation and "quickstart" in by_name:
         step, alone = by_name["quickstart"], by_name["degradation alone (prepare)"]

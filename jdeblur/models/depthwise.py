@@ -12,8 +12,7 @@ input gradient is the same nine shifts with the kernel flipped; the kernel gradi
 products, taken as one variadic reduction so XLA reads the feature map once, not nine times.
 
 On other backends (GPU, TPU) XLA's own convolution stays until the shifted form is measured faster
-there (``benchmarks/gpu_check.py`` times both): ``implementation='auto'`` picks per platform at
-lowering time (``lax.platform_dependent``), so the compiled program holds one of the two.
+there (``benchmarks/gpu_check.py`` times both); ``jdeblur.models.nafnet`` picks per backend.
 """
 import flax.linen as nn
 import jax
@@ -22,7 +21,7 @@ from jax import lax
 
 from jdeblur.checks import check_choice
 
-IMPLEMENTATIONS = ("auto", "shifted", "xla")
+IMPLEMENTATIONS = ("shifted", "xla")
 
 
 def _xla_depthwise(x, kernel):
@@ -79,14 +78,13 @@ def _shifted_backward(residuals, grad):
 _shifted_depthwise.defvjp(_shifted_forward, _shifted_backward)
 
 
-def depthwise_conv3x3(x, kernel, *, implementation: str = "auto"):
+def depthwise_conv3x3(x, kernel, *, implementation: str = "shifted"):
     """Correlates each channel of NHWC ``x`` with its own 3x3 filter, zero-padded to the same size.
 
     Args:
       x: (N, H, W, C) feature map.
       kernel: (3, 3, 1, C) filters, as ``nn.Conv(..., feature_group_count=C)`` holds them.
-      implementation: 'shifted' (nine shifted multiply-adds), 'xla' (``lax.conv_general_dilated``)
-        or 'auto': shifted on CPU, XLA's elsewhere.
+      implementation: 'shifted' (nine shifted multiply-adds) or 'xla' (``lax.conv_general_dilated``).
 
     Returns:
       (N, H, W, C) in x's dtype.
@@ -96,16 +94,14 @@ def depthwise_conv3x3(x, kernel, *, implementation: str = "auto"):
         raise ValueError(f"kernel: expected shape (3, 3, 1, {x.shape[-1]}), got {tuple(kernel.shape)}")
     if implementation == "shifted":
         return _shifted_depthwise(x, kernel)
-    if implementation == "xla":
-        return _xla_depthwise(x, kernel)
-    return lax.platform_dependent(x, kernel, cpu=_shifted_depthwise, default=_xla_depthwise)
+    return _xla_depthwise(x, kernel)
 
 
 class DepthwiseConv3x3(nn.Module):
     """``nn.Conv(C, (3, 3), feature_group_count=C)`` (C the input's channels) through ``depthwise_conv3x3``."""
 
     kernel_init: object = nn.initializers.lecun_normal()
-    implementation: str = "auto"
+    implementation: str = "shifted"
     dtype: object = jnp.float32
     param_dtype: object = jnp.float32
 

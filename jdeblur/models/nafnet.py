@@ -15,12 +15,24 @@ are pooled globally, as in training, so the output is unchanged for them.
 
 Neither mode is local enough for exact tiling: global pooling sees the whole image, TLC windows
 span 1.5 training patches (see ``jdeblur.infer``).
+
+Kernels (``kernels``; the parameters and the function are the same either way): XLA:CPU runs the
+depthwise convolutions and the kernel gradients of the 1x1 convolutions in slow generic loops, and
+compiles each of the 28 identical blocks of the GoPro models separately. On CPU ('cpu', what 'auto'
+picks there) the depthwise convolutions are shifted multiply-adds (``jdeblur.models.depthwise``),
+the 1x1 convolutions matrix products (``Conv1x1``), and each run of identical blocks one
+``lax.scan`` over their stacked parameters (compiled once; with no convolution left in the block,
+XLA:CPU runs the loop as fast as the unrolled blocks). Elsewhere ('xla') the blocks are unrolled
+with XLA's convolutions until measured otherwise (``benchmarks/gpu_check.py``).
 """
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 
+from jdeblur.checks import check_choice
 from jdeblur.models.depthwise import DepthwiseConv3x3
 from jdeblur.models.layers import (
+    Conv1x1,
     channel_layer_norm,
     check_image_shape,
     global_residual,
@@ -38,6 +50,21 @@ VARIANTS = {
     "width32": dict(width=32, **_GOPRO),
     "width64": dict(width=64, **_GOPRO),
 }
+
+
+KERNELS = ("auto", "cpu", "xla")
+
+
+def resolve_kernels(kernels: str) -> str:
+    """'cpu' or 'xla' for a ``kernels`` setting; 'auto' is 'cpu' when JAX's default backend is the CPU.
+
+    Decided when the model is traced, from the default backend: a model traced for another
+    platform than the default one computes the same function with the other platform's kernels.
+    """
+    check_choice(kernels, "kernels", KERNELS)
+    if kernels == "auto":
+        return "cpu" if jax.default_backend() == "cpu" else "xla"
+    return kernels
 
 
 def local_average_pool(x, window: tuple[int, int]):
@@ -82,17 +109,22 @@ class NAFBlock(nn.Module):
     dw_expand: int = 2
     ffn_expand: int = 2
     pool_window: tuple[int, int] | None = None
-    depthwise: str = "auto"
+    kernels: str = "auto"
     dtype: object = jnp.float32
     param_dtype: object = jnp.float32
 
     @nn.compact
     def __call__(self, inputs):
         channels = inputs.shape[-1]
+        kernels = resolve_kernels(self.kernels)
 
-        def conv(features, kernel, name, **kw):
-            return nn.Conv(features, kernel, kernel_init=torch_conv_init, dtype=self.dtype,
-                           param_dtype=self.param_dtype, name=name, **kw)
+        def conv(features, name):
+            """A 1x1 convolution."""
+            if kernels == "cpu":
+                return Conv1x1(features, kernel_init=torch_conv_init, dtype=self.dtype,
+                               param_dtype=self.param_dtype, name=name)
+            return nn.Conv(features, (1, 1), kernel_init=torch_conv_init, dtype=self.dtype,
+                           param_dtype=self.param_dtype, name=name)
 
         def norm(name):
             return channel_layer_norm(dtype=self.dtype, param_dtype=self.param_dtype, name=name)
@@ -102,16 +134,16 @@ class NAFBlock(nn.Module):
             return self.param(name, nn.initializers.zeros, (channels,), self.param_dtype).astype(self.dtype)
 
         hidden = channels * self.dw_expand
-        x = conv(hidden, (1, 1), "conv1")(norm("norm1")(inputs))
-        x = DepthwiseConv3x3(kernel_init=torch_conv_init, implementation=self.depthwise, dtype=self.dtype,
-                             param_dtype=self.param_dtype, name="conv2")(x)
+        x = conv(hidden, "conv1")(norm("norm1")(inputs))
+        x = DepthwiseConv3x3(kernel_init=torch_conv_init, implementation="shifted" if kernels == "cpu" else "xla",
+                             dtype=self.dtype, param_dtype=self.param_dtype, name="conv2")(x)
         x = simple_gate(x)
         x = x * self._channel_attention(x, conv)
-        x = conv(channels, (1, 1), "conv3")(x)
+        x = conv(channels, "conv3")(x)
         y = inputs + x * scale("beta")
 
-        x = conv(channels * self.ffn_expand, (1, 1), "conv4")(norm("norm2")(y))
-        x = conv(channels, (1, 1), "conv5")(simple_gate(x))
+        x = conv(channels * self.ffn_expand, "conv4")(norm("norm2")(y))
+        x = conv(channels, "conv5")(simple_gate(x))
         return y + x * scale("gamma")
 
     def _channel_attention(self, x, conv):
@@ -120,7 +152,7 @@ class NAFBlock(nn.Module):
             pooled = jnp.mean(x.astype(jnp.float32), axis=(1, 2), keepdims=True)
         else:
             pooled = local_average_pool(x.astype(jnp.float32), self.pool_window)
-        return conv(x.shape[-1], (1, 1), "sca")(pooled.astype(self.dtype))
+        return conv(x.shape[-1], "sca")(pooled.astype(self.dtype))
 
 
 class NAFNet(nn.Module):
@@ -135,9 +167,9 @@ class NAFNet(nn.Module):
       tlc: pool SCA over local windows (test-time local converter) instead of globally.
       train_size: training patch size (int or (h, w)) that sets the TLC window (1.5x).
       remat: recompute each block's activations in the backward pass (memory for compute).
-      depthwise: how the 3x3 depthwise convolutions run: 'auto' (shifted multiply-adds on CPU,
-        XLA's convolution elsewhere), 'shifted' or 'xla' (``jdeblur.models.depthwise``); the same
-        parameters and function either way.
+      kernels: how the blocks run: 'cpu' (shifted depthwise, matrix-product 1x1 convolutions,
+        runs of identical blocks scanned), 'xla' (XLA's convolutions, unrolled) or 'auto' ('cpu'
+        on a CPU backend); the same parameters and function either way (module docstring).
       dtype: compute dtype (float32 or bfloat16); param_dtype: parameter dtype.
     """
 
@@ -150,7 +182,7 @@ class NAFNet(nn.Module):
     tlc: bool = False
     train_size: int | tuple[int, int] = 256
     remat: bool = False
-    depthwise: str = "auto"
+    kernels: str = "auto"
     dtype: object = jnp.float32
     param_dtype: object = jnp.float32
 
@@ -171,9 +203,24 @@ class NAFNet(nn.Module):
         train_size = (self.train_size,) * 2 if isinstance(self.train_size, int) else tuple(self.train_size)
         window = tlc_window(train_size, stride) if self.tlc else None
         return [block_cls(dw_expand=self.dw_expand, ffn_expand=self.ffn_expand, pool_window=window,
-                          depthwise=self.depthwise, dtype=self.dtype, param_dtype=self.param_dtype,
+                          kernels=self.kernels, dtype=self.dtype, param_dtype=self.param_dtype,
                           name=f"{name}_block{i}")
                 for i in range(count)]
+
+    def _stage(self, x, count: int, stride: int, name: str):
+        """``count`` NAFBlocks named ``{name}_block{i}`` applied in turn (one ``lax.scan`` on CPU)."""
+        blocks = self._blocks(count, stride, name)
+        if count < 2 or resolve_kernels(self.kernels) == "xla" or self.is_initializing():
+            for block in blocks:
+                x = block(x)
+            return x
+        # The parameters stay one subtree per block (checkpoints and converted weights unchanged);
+        # the scan reads them stacked, and the gradient flows back through the stack.
+        params = self.variables["params"]
+        stacked = jax.tree.map(lambda *leaves: jnp.stack(leaves), *(params[block.name] for block in blocks))
+        body = blocks[0].clone(parent=None, name=None)
+        x, _ = jax.lax.scan(lambda h, p: (body.apply({"params": p}, h), None), x, stacked)
+        return x
 
     @nn.compact
     def __call__(self, images):
@@ -188,21 +235,23 @@ class NAFNet(nn.Module):
         skips = []
         channels, stride = self.width, 1
         for level, count in enumerate(self.enc_blk_nums):
-            for block in self._blocks(count, stride, f"enc{level}"):
-                x = block(x)
+            x = self._stage(x, count, stride, f"enc{level}")
             skips.append(x)
             channels, stride = channels * 2, stride * 2
             x = conv(channels, (2, 2), f"down{level}", strides=(2, 2), padding="VALID")(x)
 
-        for block in self._blocks(self.middle_blk_num, stride, "middle"):
-            x = block(x)
+        x = self._stage(x, self.middle_blk_num, stride, "middle")
 
         for level, count in enumerate(self.dec_blk_nums):
-            x = conv(channels * 2, (1, 1), f"up{level}", use_bias=False)(x)
+            if resolve_kernels(self.kernels) == "cpu":
+                up = Conv1x1(channels * 2, use_bias=False, kernel_init=torch_conv_init, dtype=self.dtype,
+                             param_dtype=self.param_dtype, name=f"up{level}")
+            else:
+                up = conv(channels * 2, (1, 1), f"up{level}", use_bias=False)
+            x = up(x)
             x = pixel_shuffle(x, 2) + skips.pop()
             channels, stride = channels // 2, stride // 2
-            for block in self._blocks(count, stride, f"dec{level}"):
-                x = block(x)
+            x = self._stage(x, count, stride, f"dec{level}")
 
         correction = conv(images.shape[-1], (3, 3), "ending")(x)
         return global_residual(images, correction)

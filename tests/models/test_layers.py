@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from jdeblur.models.layers import (
+    Conv1x1,
     TransposeConv2x2,
     channel_layer_norm,
     count_params,
@@ -14,6 +15,7 @@ from jdeblur.models.layers import (
     pixel_unshuffle,
     simple_gate,
 )
+from tests.models.model_fixtures import quick_jit
 
 
 def _torch_pixel_shuffle(x, factor):
@@ -73,6 +75,22 @@ def test_transpose_conv_2x2_equals_flax_conv_transpose(rng):
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4), *grads)
     half = TransposeConv2x2(4, dtype=jnp.bfloat16).apply(params, x)
     assert half.dtype == jnp.bfloat16 and np.abs(np.asarray(half, np.float32) - expected).max() < 0.1
+
+
+@pytest.mark.parametrize("use_bias", [True, False])
+def test_conv_1x1_equals_flax_conv_with_gradients(rng, use_bias):
+    x = rng.standard_normal((2, 5, 3, 6)).astype(np.float32)
+    ours = Conv1x1(4, use_bias=use_bias)
+    flax_conv = nn.Conv(4, (1, 1), use_bias=use_bias)
+    params = quick_jit(ours.init)(jax.random.key(1), x)
+    jax.tree.map(np.testing.assert_array_equal, params, quick_jit(flax_conv.init)(jax.random.key(1), x))
+    params = jax.tree.map(lambda p: rng.standard_normal(p.shape).astype(np.float32), params)
+    expected = flax_conv.apply(params, x)
+    np.testing.assert_allclose(ours.apply(params, x), expected, rtol=1e-5, atol=1e-5)
+    cotangent = rng.standard_normal(expected.shape).astype(np.float32)
+    grads = [quick_jit(jax.grad(lambda p, x, m=m: jnp.vdot(m.apply(p, x), cotangent), argnums=(0, 1)))(params, x)
+             for m in (ours, flax_conv)]
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4), *grads)
 
 
 def test_channel_layer_norm_matches_float64(rng):

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from jdeblur.models.layers import count_params
-from jdeblur.models.nafnet import Model, local_average_pool, tlc_window
+from jdeblur.models.nafnet import Model, local_average_pool, resolve_kernels, tlc_window
 from tests.models.model_fixtures import quick_jit, random_params
 
 
@@ -125,3 +125,27 @@ def test_tlc_changes_nothing_up_to_the_window_and_something_beyond(small, rng):
         np.testing.assert_array_equal(local, plain)
     plain, local = apply_both(rng.random((1, 40, 32, 3)).astype(np.float32))
     assert np.abs(local - plain).max() > 1e-3
+
+
+def test_cpu_kernels_compute_the_xla_convolutions_function_and_gradients(rng):
+    """'cpu' (shifted depthwise, matrix-product 1x1 convolutions, runs of blocks scanned) against 'xla'
+    (XLA's convolutions, unrolled: the implementation before); with remat, the scanned blocks' loss."""
+    model = Model(width=4, enc_blk_nums=(2,), middle_blk_num=0, dec_blk_nums=(1,))
+    params = random_params(model, (1, 8, 8, 3))
+    x = rng.random((2, 8, 12, 3)).astype(np.float32)
+
+    def loss(params, kernels, remat):
+        restored = model.clone(kernels=kernels, remat=remat).apply({"params": params}, x)
+        return jnp.mean((restored - 0.5) ** 2)
+
+    grad = quick_jit(jax.value_and_grad(loss), static_argnums=(1, 2))
+    ref_value, ref_grads = grad(params, "xla", False)
+    value, grads = grad(params, "cpu", False)
+    np.testing.assert_allclose(value, ref_value, rtol=1e-5)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6), grads, ref_grads)
+    np.testing.assert_allclose(quick_jit(loss, static_argnums=(1, 2))(params, "cpu", True), ref_value, rtol=1e-5)
+    # The scanned run's blocks get their own gradients, and the compared gradients are not ~0.
+    assert np.abs(grads["enc0_block1"]["conv2"]["kernel"] - grads["enc0_block0"]["conv2"]["kernel"]).max() > 1e-3
+    assert Model().kernels == "auto" and resolve_kernels("auto") == "cpu"  # the suite runs on the CPU
+    with pytest.raises(ValueError, match="kernels"):
+        model.clone(kernels="gpu").apply({"params": params}, x)
