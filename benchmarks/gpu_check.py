@@ -41,7 +41,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from train_step import build_step, flops_of, random_batch  # noqa: E402
 from jdeblur import config as cfglib  # noqa: E402
 from jdeblur.models.nafnet import resolve_kernels  # noqa: E402
-from jdeblur.train import loop, parallel  # noqa: E402
+from jdeblur.models.registry import build_model  # noqa: E402
+from jdeblur.train import parallel  # noqa: E402
 
 MODELS = {"unet": "gopro_unet", "nafnet-width32": "gopro_nafnet:width32"}
 TINY_MODELS = {"unet": "gopro_unet:runlocal", "nafnet-width32": "gopro_nafnet:runlocal"}
@@ -88,7 +89,7 @@ def measure_case(spec: str, *, dtype, kernels: str | None, devices: int, per_dev
     """
     overrides = [f"train.global_batch={per_device * devices}"] + ([f"data.patch_size={patch}"] if patch else [])
     config = cfglib.load_config(spec, overrides)
-    model = loop.build_model(config).clone(dtype=dtype)
+    model = build_model(config.model).clone(dtype=dtype)
     if kernels is not None:
         model = model.clone(kernels=kernels)
     mesh = parallel.make_mesh(devices)

@@ -198,7 +198,7 @@ def step_case(name: str, config, mesh, batch: dict, **kw) -> Timed:
     placed = parallel.place_batch(batch, mesh, config.train.parallel)
     key = jax.random.key(1)
     compiled = train_step.lower(state, placed, key).compile()
-    model = kw.get("model") or loop.build_model(config)
+    model = kw.get("model") or build_model(config.model)
     return Timed(name, compiled, (state, placed, key), images=config.train.global_batch, threads_state=True,
                  model_flops=model_step_flops(config, model))
 
@@ -256,7 +256,7 @@ def main():
         if args.xla_kernels and name.startswith("nafnet"):
             start = time.perf_counter()
             steps.append(step_case(f"{name} kernels=xla", config, mesh, batch,
-                                   model=loop.build_model(config).clone(kernels="xla")))
+                                   model=build_model(config.model).clone(kernels="xla")))
             print(f"compiled {name} kernels=xla in {time.perf_counter() - start:.1f} s", flush=True)
     if args.degradation or args.no_donation or args.conv_transpose:
         config = load_case("quickstart")

@@ -56,7 +56,7 @@ sys.path.insert(0, str(ROOT))
 from jdeblur import config as cfglib  # noqa: E402
 from jdeblur.models.nafnet import KERNELS, Model  # noqa: E402
 from jdeblur.train import loop, optim, parallel  # noqa: E402
-from jdeblur.train.step import create_state  # noqa: E402
+from jdeblur.train.state import create_state  # noqa: E402
 
 DEFAULT_OFFICIAL = os.environ.get("NAFNET_REPO", "/work/ext/NAFNet")
 WIDTH32 = dict(width=32, enc_blk_nums=[1, 1, 1, 28], middle_blk_num=1, dec_blk_nums=[1, 1, 1, 1])
