@@ -9,8 +9,8 @@ import jax
 import pytest
 
 from jdeblur import compilation_cache
+from jdeblur.config import REPO
 
-REPO = pathlib.Path(__file__).resolve().parent.parent
 # Compiles one function with the cache enabled in argv[1] ('-': the default directory); prints the
 # directory and the number of cache hits.
 CHILD = """

@@ -21,11 +21,12 @@ import numpy as np
 import pytest
 
 from jdeblur import config as cfglib
+from jdeblur.config import REPO
 from jdeblur.models.registry import build_model
 from jdeblur.train import optim, provenance
 from jdeblur.train.checkpoint import Checkpointer
 from jdeblur.train.state import initial_state
-from tests.test_launch import QUICKSTART_LOCAL, REPO
+from tests.launching import QUICKSTART_LOCAL
 
 TOLERANCE_KB = 16 * 1024
 

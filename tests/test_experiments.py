@@ -14,8 +14,8 @@ import pytest
 import launch
 from jdeblur import config as cfglib
 from jdeblur import sweep
-from tests.data.test_builders import make_gopro
-from tests.test_launch import assert_usage_error, launch_py
+from tests.data.fake_gopro import make_gopro
+from tests.launching import assert_usage_error, launch_py
 
 EXPERIMENTS = cfglib.list_experiments()
 # Trained through launch.py by tests/test_launch.py already, so not run twice (12 s or more a run):

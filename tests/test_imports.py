@@ -105,3 +105,15 @@ def test_the_checks_see_cycles_and_every_kind_of_import(tmp_path):
     assert find_cycle(graph) == ["pkg.a", "pkg.b", "pkg.sub.c", "pkg.a"]
     graph["pkg.sub.c"] = set()
     assert find_cycle(graph) is None
+
+
+def test_tests_share_helper_modules_not_other_test_modules():
+    """A test file imports what it shares from helper modules (``tests/launching.py``, ...), never from a
+    ``test_*.py`` or a ``conftest.py``: importing one runs its tests' module-level set-up and hides
+    where a helper lives."""
+    tests = REPO / "tests"
+    modules = module_names(tests)
+    wrong = sorted(f"{name} imports {target}" for name, path in modules.items()
+                   for target in imports_of(path, name, modules)
+                   if target.rpartition(".")[2].startswith("test_") or target.endswith("conftest"))
+    assert not wrong, "; ".join(wrong)

@@ -25,28 +25,14 @@ import numpy as np
 import pytest
 
 import launch
+from jdeblur.config import REPO
 from jdeblur.png import decode_png
 from jdeblur.train.checkpoint import best_step
 from jdeblur.train.logger import read_jsonl
-from tests.test_photos import declared_png, write_sample_files
-from tests.train.test_checkpoint import flip_middle_byte, largest_array_file
-
-REPO = pathlib.Path(__file__).resolve().parent.parent
-QUICKSTART_LOCAL = "experiments/quickstart.py:runlocal"
-
-
-def launch_py(env, *args, timeout=300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "launch.py", *map(str, args)], cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=timeout)
-
-
-def assert_usage_error(result, *fragments):
-    """Exit code 2 and exactly one line on stderr, ``error: ...``, holding every fragment; no traceback."""
-    assert result.returncode == 2, result.stderr[-3000:]
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr[-3000:]
-    for fragment in fragments:
-        assert fragment in lines[0], f"{fragment!r} not in {lines[0]!r}"
+from tests.launching import QUICKSTART_LOCAL, assert_usage_error, launch_py
+from tests.photo_files import declared_png, write_sample_files
+from tests.processes import hold_in_another_process, wait_until_dead
+from tests.train.checkpoint_damage import flip_middle_byte, largest_array_file
 
 
 def tree(path: pathlib.Path) -> dict:
@@ -457,8 +443,6 @@ def test_a_second_trainer_on_a_workdir_is_refused_and_readers_still_work(env, da
     and the first (paused meanwhile, so that the order is certain) ends as the uninterrupted run did.
     `deblur` on a workdir whose lock is held works."""
     from jdeblur.train import workdir_lock
-    from tests.train.test_workdir_lock import hold_in_another_process
-
     workdir = tmp_path / "run"
     command = [sys.executable, "launch.py", "train", "--config", QUICKSTART_LOCAL, "--workdir", str(workdir),
                f"--config.data.data_dir={data_dir}"]
@@ -625,8 +609,6 @@ def test_sweep_two_points_two_seeds_then_skip_dry_run_and_report(env, data_dir, 
 @pytest.mark.slow
 def test_kill_9_of_a_sweep_ends_its_running_train(env, data_dir, tmp_path):
     from jdeblur.train import workdir_lock
-    from tests.test_sweep import wait_until_dead
-
     root = tmp_path / "sweep"
     sweep = subprocess.Popen([sys.executable, "launch.py", "sweep", "--config", "experiments/tiny_sweep.py", "--root",
                               str(root), f"--config.data.data_dir={data_dir}"], cwd=REPO, env=env,

@@ -1,7 +1,5 @@
 """A user's photo files: discovery, reading as they look, safe writing with metadata, and deblur_files itself."""
-import struct
 import weakref
-import zlib
 
 import flax.linen as nn
 import imageio.v3 as iio
@@ -10,31 +8,8 @@ import PIL.Image
 import pytest
 
 from jdeblur import photos
-from jdeblur.png import PNG_SIGNATURE, encode_png
-
-
-def write_sample_files(folder, rng) -> dict[str, np.ndarray]:
-    """Image files of every form a photo folder may hold (PNG, JPEG, TIFF; gray, gray+alpha, RGB, RGBA;
-    8 and 16 bits; odd sizes, 1x1); returns the pixels each decodes to."""
-    folder.mkdir(parents=True, exist_ok=True)
-    arrays = {
-        "rgb.png": rng.integers(0, 256, (37, 53, 3), dtype=np.uint8),
-        "gray.png": rng.integers(0, 256, (40, 31), dtype=np.uint8),
-        "rgba.png": rng.integers(0, 256, (29, 45, 4), dtype=np.uint8),
-        "gray_alpha.png": rng.integers(0, 256, (33, 20, 2), dtype=np.uint8),
-        "deep_gray.png": rng.integers(0, 65536, (26, 38), dtype=np.uint16),
-        "dot.png": rng.integers(0, 256, (1, 1, 3), dtype=np.uint8),
-    }
-    for name, array in arrays.items():
-        iio.imwrite(folder / name, array, extension=".png", plugin="pillow")
-    arrays["deep_rgba.png"] = rng.integers(0, 65536, (21, 17, 4), dtype=np.uint16)
-    (folder / "deep_rgba.png").write_bytes(encode_png(arrays["deep_rgba.png"]))  # Pillow cannot
-    arrays["deep_rgb.tif"] = rng.integers(0, 65536, (19, 23, 3), dtype=np.uint16)
-    iio.imwrite(folder / "deep_rgb.tif", arrays["deep_rgb.tif"], plugin="tifffile")
-    for name, shape in (("photo.jpg", (48, 64, 3)), ("gray_photo.jpeg", (30, 41))):
-        iio.imwrite(folder / name, rng.integers(0, 256, shape, dtype=np.uint8), extension=".jpg", plugin="pillow")
-        arrays[name] = iio.imread(folder / name, plugin="pillow")  # JPEG is lossy: what it decodes to
-    return arrays
+from jdeblur.png import encode_png
+from tests.photo_files import declared_png, exif_with, smooth_rgb, write_sample_files
 
 
 def test_read_photo_keeps_channels_and_bit_depth(tmp_path, rng):
@@ -168,8 +143,6 @@ def test_deblur_files_writes_cmyk_and_sideways_photos_upright_in_rgb_with_their_
     """Defects: a CMYK JPEG came out RGBA (K as alpha); an Orientation=6 photo came out sideways, its tags lost."""
     from PIL import ImageCms
 
-    from tests.data.test_decoding import exif_with, smooth_rgb
-
     identity_workdir(monkeypatch)
     profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
     (tmp_path / "in").mkdir()
@@ -208,15 +181,6 @@ def test_skip_existing_finishes_an_interrupted_folder(tmp_path, rng, monkeypatch
     np.testing.assert_array_equal(photos.read_photo(out / "gray.png"), arrays["gray.png"])
     assert photos.deblur_files("unused", str(tmp_path / "in"), out, progress=False, skip_existing=True) == []
     assert "nothing to deblur" in capsys.readouterr().out
-
-
-def declared_png(width, height, depth, channels) -> bytes:
-    """A PNG whose header declares ``width`` x ``height`` but whose pixel data is a few bytes."""
-    header = struct.pack(">IIBBBBB", width, height, depth, {1: 0, 2: 4, 3: 2, 4: 6}[channels], 0, 0, 0)
-    chunks = [(b"IHDR", header), (b"IDAT", zlib.compress(bytes(64))), (b"IEND", b"")]
-    return PNG_SIGNATURE + b"".join(
-        struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-        for kind, body in chunks)
 
 
 def test_read_photo_refuses_an_image_too_large_for_memory_before_decoding_it(tmp_path):

@@ -3,12 +3,10 @@ import csv
 import json
 import math
 import os
-import pathlib
 import signal
 import statistics
 import subprocess
 import sys
-import time
 
 import PIL.Image
 import pytest
@@ -17,6 +15,7 @@ from jdeblur import config as cfglib
 from jdeblur import sweep
 from jdeblur.errors import UserError
 from jdeblur.workdir import FINAL
+from tests.processes import is_alive, wait_until_dead
 
 
 def test_expand_product_zip_seeds():
@@ -150,23 +149,6 @@ RUN = ("import sys, time; from jdeblur.sweep import die_with_sweep; sys.platform
 SWEEP = ("import os, subprocess, sys; child = subprocess.Popen([sys.executable, '-c', sys.argv[1], sys.argv[2]], "
          "env={**os.environ, 'JDEBLUR_SWEEP_PID': str(os.getpid())}, stdout=subprocess.PIPE, text=True); "
          "assert child.stdout.readline() == 'armed\\n'; print(child.pid, flush=True); child.wait()")
-
-
-def is_alive(pid: int) -> bool:
-    """Whether process ``pid`` runs (a zombie, dead but not yet reaped by its new parent, does not)."""
-    try:
-        return pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in "ZX"
-    except (FileNotFoundError, IndexError):
-        return False
-
-
-def wait_until_dead(pid: int, timeout_s: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while is_alive(pid):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")

@@ -7,6 +7,7 @@ import pytest
 from jdeblur.data.builders import SKIMAGE_TEST, SKIMAGE_TRAIN, DatasetLayoutError, hash_bucket, hash_split
 from jdeblur.data.datasets import MemoryCache, load_dataset
 from jdeblur.data.paired_builders import gopro_pairs
+from tests.data.fake_gopro import make_gopro
 
 
 def records(source) -> dict[str, dict]:
@@ -94,18 +95,6 @@ def test_folder_builders_layout_errors(tmp_path, write_image):
     write_image(tmp_path / "only_train" / "train" / "a.png")
     with pytest.raises(ValueError, match="has splits"):
         load_dataset("image_folder", split="test", data_dir=tmp_path / "d", manual_dir=tmp_path / "only_train")
-
-
-def make_gopro(root, write_image, scenes=(("train", "GOPR0372_07_00", 2), ("test", "GOPR0384_11_00", 1))):
-    """A fake GOPRO_Large tree; returns {(split, 'scene/frame'): {side: array}}."""
-    tree = {}
-    for split, scene, frames in scenes:
-        for i in range(frames):
-            frame = f"{i:06d}.png"
-            tree[(split, f"{scene}/{i:06d}")] = {
-                side: write_image(root / "GOPRO_Large" / split / scene / side / frame)
-                for side in ("blur", "blur_gamma", "sharp")}
-    return tree
 
 
 def test_gopro_configs(tmp_path, write_image):

@@ -13,21 +13,9 @@ import tifffile
 from PIL import ImageCms, ImageOps
 
 from jdeblur.data.decoding import ORIENTATION, apply_orientation, decode_image
+from tests.photo_files import exif_with, smooth_rgb
 
 SRGB_PROFILE = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
-
-
-def smooth_rgb(height=24, width=32) -> np.ndarray:
-    """A smooth colour image (JPEG keeps it to a few levels)."""
-    y, x = np.mgrid[0:height, 0:width]
-    return np.stack([40 + 160 * x / width, 60 + 120 * y / height, 200 - 100 * (x + y) / (height + width)],
-                    axis=-1).round().astype(np.uint8)
-
-
-def exif_with(orientation: int) -> PIL.Image.Exif:
-    tags = PIL.Image.Exif()
-    tags[0x010F], tags[ORIENTATION] = "Maker", orientation
-    return tags
 
 
 @pytest.mark.parametrize("orientation", range(1, 9))

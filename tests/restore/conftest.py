@@ -4,16 +4,7 @@ import pytest
 import scipy.ndimage
 import skimage.data
 
-
-def gaussian_kernel(size, sigma):
-    """Normalised isotropic Gaussian (float64), built here so the tests do not trust jdeblur's."""
-    r = np.arange(size) - size // 2
-    g = np.exp(-(r[:, None] ** 2 + r[None, :] ** 2) / (2 * sigma**2))
-    return g / g.sum()
-
-
-def psnr(a, b):
-    return 10 * np.log10(1.0 / np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
+from tests.restore.references import gaussian_kernel
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ from jdeblur.restore.fourier import (
     psf2otf,
     wiener,
 )
-from tests.restore.conftest import psnr
+from tests.restore.references import psnr
 
 
 def _random_kernels(rng, shape):

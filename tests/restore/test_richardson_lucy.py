@@ -5,7 +5,7 @@ import scipy.ndimage
 import skimage.restoration
 
 from jdeblur.restore.richardson_lucy import richardson_lucy
-from tests.restore.conftest import psnr
+from tests.restore.references import psnr
 
 
 def _random_kernels(rng, shape):

@@ -6,7 +6,7 @@ import scipy.optimize
 import skimage.restoration
 
 from jdeblur.restore.tv import divergence, gradient, tv_deconvolution
-from tests.restore.conftest import gaussian_kernel, psnr
+from tests.restore.references import gaussian_kernel, psnr
 
 
 def test_divergence_is_the_negative_adjoint_of_gradient(x64, rng):

@@ -19,6 +19,7 @@ from jdeblur.train.checkpoint import (
 )
 from jdeblur.train.logger import read_jsonl
 from jdeblur.train.parallel import make_mesh
+from tests.train.checkpoint_damage import flip_middle_byte, largest_array_file
 
 
 def state_at(step, rng):
@@ -76,17 +77,6 @@ def test_state_checksums_equal_numpy_and_see_any_one_changed_word(rng):
         changed.reshape(-1).view(np.uint32)[rng.integers(changed.size)] ^= bit
         key = "['params']['w']"
         assert state_checksums({**state, "params": {"w": changed}})[key] != checksums[key]
-
-
-def largest_array_file(folder):
-    return max((p for p in (folder / "state").rglob("*") if p.is_file() and p.parent.name == "d"),
-               key=lambda p: p.stat().st_size)
-
-
-def flip_middle_byte(path):
-    data = bytearray(path.read_bytes())
-    data[len(data) // 2] ^= 0xFF
-    path.write_bytes(bytes(data))
 
 
 CORRUPTIONS = {

@@ -16,13 +16,14 @@ import jax
 import numpy as np
 import pytest
 
+from jdeblur.config import REPO
 from jdeblur.models.registry import build_model
 from jdeblur.train import optim
 from jdeblur.train.checkpoint import Checkpointer
 from jdeblur.train.parallel import make_mesh
 from jdeblur.train.state import abstract_state
 from jdeblur.workdir import load_config
-from tests.test_launch import QUICKSTART_LOCAL, REPO
+from tests.launching import QUICKSTART_LOCAL
 
 pytestmark = pytest.mark.slow
 

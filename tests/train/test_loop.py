@@ -10,10 +10,10 @@ from jdeblur.models.registry import build_model
 from jdeblur.train import loop
 from jdeblur.train import optim
 from jdeblur.train.checkpoint import Checkpointer
-from jdeblur.train.defaults import base_config
 from jdeblur.train.parallel import make_mesh
 from jdeblur.train.state import abstract_state
 from jdeblur.workdir import load_config, load_trained
+from tests.train.tiny_training import params_of, tiny_config
 
 pytestmark = pytest.mark.slow
 
@@ -22,31 +22,6 @@ pytestmark = pytest.mark.slow
 def data_dir(tmp_path_factory):
     logging.getLogger("absl").setLevel(logging.ERROR)
     return str(tmp_path_factory.mktemp("tfds"))
-
-
-def tiny_config(data_dir, **train):
-    c = base_config()
-    c.model.name, c.model.variant = "unet", "tiny"
-    c.data.data_dir = data_dir
-    c.data.patch_size = 16
-    c.data.patch_schedule = ((2, 24),)  # a resume at step 2 crosses the switch to larger patches
-    c.data.read_threads = 1
-    c.degrade.blur.size = 5
-    c.degrade.blur.families = ("gaussian", "linear_motion")
-    c.degrade.blur.weights = (1.0, 1.0)
-    c.degrade.blur.gaussian.sigma = (0.5, 1.0)
-    c.degrade.blur.linear_motion.length = (2.0, 5.0)
-    # Two devices: the sharding itself is tested in test_step.py and test_distributed.py; here it
-    # would only multiply the compile and run time of every loop test.
-    c.train.update(dict(steps=4, global_batch=8, log_every=2, eval_every=4, checkpoint_every=2, progress=False,
-                        num_devices=2))
-    c.train.update(train)
-    c.eval.update(dict(max_images=1, samples=1, wiener_balances=(1e-2,), rl_iterations=2, max_pixels=128 * 128))
-    return c
-
-
-def params_of(workdir, which="latest"):
-    return jax.tree.leaves(load_trained(workdir, which)[2])
 
 
 def abstract_args(workdir):

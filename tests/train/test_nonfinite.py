@@ -11,8 +11,7 @@ import numpy as np
 import pytest
 
 from jdeblur.train import loop
-from tests.train.test_loop import params_of, tiny_config
-from tests.train.test_step import run
+from tests.train.tiny_training import params_of, run, tiny_config
 
 
 @pytest.fixture

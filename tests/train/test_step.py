@@ -1,60 +1,10 @@
 """The per-device train step under shard_map and pmap, over 1-8 devices and microbatches."""
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
 
-from jdeblur.train import parallel, step as steplib
-from jdeblur.train.state import create_state
-
-
-class TinyNet(nn.Module):
-    @nn.compact
-    def __call__(self, x):
-        return x + nn.Conv(3, (3, 3))(nn.relu(nn.Conv(4, (3, 3))(x)))
-
-
-MODEL = TinyNet()
-
-
-def apply_fn(params, x):
-    return MODEL.apply({"params": params}, x)
-
-
-def loss_fn(pred, target):
-    l1 = jnp.mean(jnp.abs(pred - target))
-    return l1, {"l1": l1}
-
-
-def prepare(keys, batch):
-    """Per-image noise from the image's key: the degradation must follow the image, not the device."""
-    sharp = batch["sharp"].astype(jnp.float32) / 255.0
-    noise = jax.vmap(lambda k: 0.1 * jax.random.normal(k, sharp.shape[1:]))(keys)
-    return sharp + noise, sharp
-
-
-def run(batches, *, devices, mode="shard_map", microbatches=1, seed=1, steps=3, skip_nonfinite=False,
-        on_step=lambda state: None):
-    """Trains ``steps`` steps on ``batches``; returns the final state and each step's metrics (on the host).
-
-    ``on_step`` sees the state (on the host) after each step."""
-    params = MODEL.init(jax.random.key(0), jnp.zeros((1, 8, 8, 3)))["params"]
-    tx = optax.adam(1e-2)
-    mesh = parallel.make_mesh(devices)
-    step_fn = steplib.make_train_step(
-        apply_fn=apply_fn, loss_fn=loss_fn, tx=tx, schedule=optax.constant_schedule(1e-2),
-        prepare=prepare, microbatches=microbatches, ema_decay=0.5, skip_nonfinite=skip_nonfinite,
-    )
-    train_step = parallel.parallelize(step_fn, mesh, mode)
-    state = parallel.replicate(create_state(params, tx, ema=True), mesh)
-    history = []
-    for i in range(steps):
-        state, stats = train_step(state, parallel.place_batch({"sharp": batches[i]}, mesh, mode), jax.random.key(seed))
-        history.append(jax.device_get(stats))
-        on_step(jax.device_get(state))
-    return jax.device_get(state), history
+from tests.train.tiny_training import MODEL, run
 
 
 @pytest.fixture

@@ -2,23 +2,12 @@
 import os
 import signal
 import subprocess
-import sys
 
 import pytest
 
 from jdeblur.train import workdir_lock
+from tests.processes import hold_in_another_process
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-HOLD = ("import sys, time; from jdeblur.train import workdir_lock; "
-        "lock = workdir_lock.acquire(sys.argv[1]); print('held', flush=True); time.sleep(60)")
-
-
-def hold_in_another_process(workdir) -> subprocess.Popen:
-    """A process that takes the lock of ``workdir`` and sleeps holding it (until killed)."""
-    process = subprocess.Popen([sys.executable, "-c", HOLD, str(workdir)], cwd=REPO, stdout=subprocess.PIPE,
-                               text=True, env={**os.environ, "JAX_PLATFORMS": "cpu"})
-    assert process.stdout.readline() == "held\n"
-    return process
 
 
 def test_a_second_holder_is_refused_naming_the_workdir_and_the_pid(tmp_path):

@@ -1,0 +1,21 @@
+"""Running ``launch.py`` as a user does (a subprocess in the checkout), and the check of a usage error."""
+import subprocess
+import sys
+
+from jdeblur.config import REPO
+
+QUICKSTART_LOCAL = "experiments/quickstart.py:runlocal"
+
+
+def launch_py(env, *args, timeout=300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "launch.py", *map(str, args)], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def assert_usage_error(result, *fragments):
+    """Exit code 2 and exactly one line on stderr, ``error: ...``, holding every fragment; no traceback."""
+    assert result.returncode == 2, result.stderr[-3000:]
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr[-3000:]
+    for fragment in fragments:
+        assert fragment in lines[0], f"{fragment!r} not in {lines[0]!r}"
