@@ -9,6 +9,9 @@ name), then renames it over the target with ``os.replace``. So:
 - a symlink planted beside the target cannot redirect the write (the temporary name is new and
   created exclusively), and a symlink at the target's own name is replaced, not written through.
 
+``new_folder`` does the same for a folder of files written together (an evaluation set's draws):
+a fresh private folder (``mkdtemp``) renamed to its final name once complete.
+
 ``append_line`` adds a line to a JSON-lines log (opened with ``O_NOFOLLOW``: a symlink there is an
 error, not a redirection). Readers of those logs skip a last line a kill tore
 (``jdeblur.train.logger.read_jsonl``). ``read_json`` reads a JSON file back, naming the file when it
@@ -18,6 +21,7 @@ import contextlib
 import json
 import os
 import pathlib
+import shutil
 import stat
 import tempfile
 
@@ -82,6 +86,28 @@ def replacing(path, mode: str = "w", **open_options):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(name)
         raise
+
+
+@contextlib.contextmanager
+def new_folder(path):
+    """Yields a fresh folder beside ``path`` to fill; renames it to ``path`` when the block succeeds.
+
+    ``path`` appears whole or not at all. If a folder is there by then (another process made the
+    same one first), that one is kept and this one removed; an exception removes this one.
+    """
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    scratch = pathlib.Path(tempfile.mkdtemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent))
+    try:
+        yield scratch
+        os.chmod(scratch, 0o777 & ~_umask())  # mkdtemp makes it 0o700
+        try:
+            os.replace(scratch, path)
+        except OSError:
+            if not path.is_dir():
+                raise
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def write_bytes(path, data: bytes) -> None:

@@ -82,3 +82,19 @@ def test_new_files_get_the_umask_and_replaced_files_keep_their_permissions(tmp_p
     (tmp_path / "kept.txt").chmod(0o604)
     write_text(tmp_path / "kept.txt", "new")
     assert stat.S_IMODE((tmp_path / "kept.txt").stat().st_mode) == 0o604
+
+
+def test_new_folder_appears_whole_keeps_a_folder_made_first_and_cleans_up(tmp_path):
+    with atomic.new_folder(tmp_path / "draws") as scratch:
+        (scratch / "a.npy").write_bytes(b"1")
+        assert not (tmp_path / "draws").exists()  # not before the block ends
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["draws"]
+    assert stat.S_IMODE((tmp_path / "draws").stat().st_mode) == 0o777 & ~atomic._umask()
+    with atomic.new_folder(tmp_path / "draws") as scratch:  # another process saved the same first: keep it
+        (scratch / "b.npy").write_bytes(b"2")
+    assert sorted(p.name for p in (tmp_path / "draws").iterdir()) == ["a.npy"]
+    with pytest.raises(RuntimeError, match="interrupted"):
+        with atomic.new_folder(tmp_path / "other") as scratch:
+            (scratch / "c.npy").write_bytes(b"3")
+            raise RuntimeError("interrupted")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["draws"]

@@ -24,10 +24,7 @@ into ``kernel_mixture.FAMILIES``) for synthetic blur. For real pairs (``gopro``,
 import collections.abc
 import hashlib
 import json
-import os
 import pathlib
-import shutil
-import tempfile
 import zlib
 
 import jax
@@ -35,6 +32,7 @@ import ml_collections
 import numpy as np
 import tensorflow_datasets as tfds
 
+from jdeblur.atomic import new_folder
 from jdeblur.data.datasets import PAIRED, prepare, split_source
 from jdeblur.errors import UserError
 from jdeblur.physics.degrade import degrade_with_info
@@ -116,22 +114,17 @@ def draw_degradations(source, indices: list[int], names: list[str], cfg, seed: i
                       draws: list[int]) -> None:
     """Degrades each item (image ``names[i]``, its draw ``draws[i]``) and saves the inputs and the
     table in ``folder`` (atomically)."""
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    scratch = pathlib.Path(tempfile.mkdtemp(prefix=folder.name + ".", dir=folder.parent))
     kernels, sigmas, families = [], [], []
-    for i, (index, name, draw) in enumerate(zip(indices, names, draws)):
-        sharp = as_unit_float(source[index]["sharp"])[None]
-        degradation = jax.device_get(_degrade(image_key(seed, draw_name(name, draw)), sharp, cfg))
-        np.save(scratch / f"blurred_{i}.npy", np.asarray(degradation.y[0], np.float32))
-        kernels.append(degradation.kernel[0])
-        sigmas.append(degradation.noise_sigma[0])
-        families.append(degradation.family[0])
-    np.savez(scratch / "table.npz", names=np.array(names), kernels=np.stack(kernels).astype(np.float32),
-             noise_sigmas=np.array(sigmas, np.float32), families=np.array(families, np.int32))
-    try:
-        os.replace(scratch, folder)
-    except OSError:  # Another process saved the same draws first: keep theirs.
-        shutil.rmtree(scratch, ignore_errors=True)
+    with new_folder(folder) as scratch:  # another process that saved the same draws first keeps its folder
+        for i, (index, name, draw) in enumerate(zip(indices, names, draws)):
+            sharp = as_unit_float(source[index]["sharp"])[None]
+            degradation = jax.device_get(_degrade(image_key(seed, draw_name(name, draw)), sharp, cfg))
+            np.save(scratch / f"blurred_{i}.npy", np.asarray(degradation.y[0], np.float32))
+            kernels.append(degradation.kernel[0])
+            sigmas.append(degradation.noise_sigma[0])
+            families.append(degradation.family[0])
+        np.savez(scratch / "table.npz", names=np.array(names), kernels=np.stack(kernels).astype(np.float32),
+                 noise_sigmas=np.array(sigmas, np.float32), families=np.array(families, np.int32))
 
 
 def make_eval_set(data_cfg, degrade_cfg, *, seed: int, split: str = "test", cache_dir=None,
