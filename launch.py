@@ -7,6 +7,7 @@
     python launch.py deblur --workdir DIR --input FILE|FOLDER|GLOB --output FOLDER [--tile N] [--ensemble]
     python launch.py sweep --config experiments/X.py --root DIR [--dry-run]
     python launch.py report --root DIR
+    python launch.py import-weights --checkpoint FILE.pth --config experiments/X.py[:arg] --workdir DIR
 
 Errors in what the user gave (a missing file, a misspelt config field, an unknown model, a full disk)
 print one line, ``error: ...``, and exit with code 2, before anything is written where possible. A
@@ -88,8 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
                                     "writes eval_SPLIT_CONVENTION.md/.csv in the workdir.")
     ev.add_argument("--workdir", required=True)
     ev.add_argument("--split", default=None, help="dataset split (default: the experiment's eval split)")
-    ev.add_argument("--convention", default=None, help="metric convention: default, uint8, basicsr_y "
-                                                       "(default: the experiment's)")
+    ev.add_argument("--convention", default=None, help="metric convention: default, uint8, basicsr_y, nafnet, "
+                                                       "restormer (default: the experiment's)")
     ev.add_argument("--checkpoint", default="best", help="best, latest or a step number")
     ev.add_argument("--max-images", type=int_at_least(1), default=None, help="score only the first N images")
 
@@ -124,6 +125,18 @@ def build_parser() -> argparse.ArgumentParser:
     rp = sub.add_parser("report", help="gather a sweep into a table over seeds",
                         description="Mean and standard deviation over seeds per point, as markdown, CSV and a plot.")
     rp.add_argument("--root", required=True)
+
+    iw = sub.add_parser("import-weights", help="write a workdir from a published checkpoint (.pth, .safetensors)",
+                        description="Read a PyTorch or safetensors checkpoint of the official code as data (no "
+                                    "code in it runs), map it onto the experiment's model, and write a workdir "
+                                    "that eval, deblur and train's --config.train.init_from read. "
+                                    "--config.FIELD=VALUE overrides apply to the workdir's config.")
+    iw.add_argument("--checkpoint", required=True, help="the checkpoint file")
+    iw.add_argument("--config", required=True, help="experiments/NAME.py[:arg] whose model the weights fit")
+    iw.add_argument("--workdir", required=True, help="a new folder")
+    iw.add_argument("--param-key", default=None,
+                    help="the entry holding the tensors in a wrapping dict (default: params, params_ema, "
+                         "state_dict, model or net, the first present)")
     return parser
 
 
@@ -135,8 +148,8 @@ def parse_command_line(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     if first == len(rest) or rest[first] not in (*COMMANDS, "-h", "--help"):
         rest = rest[:first] + ["train"] + rest[first:]
     args = parser.parse_args(rest)
-    if overrides and args.command not in ("train", "sweep"):
-        parser.error(f"--config.* overrides apply to train and sweep, not {args.command}")
+    if overrides and args.command not in ("train", "sweep", "import-weights"):
+        parser.error(f"--config.* overrides apply to train, sweep and import-weights, not {args.command}")
     return args, overrides
 
 
@@ -225,7 +238,23 @@ def cmd_report(args, overrides) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "eval": cmd_eval, "deblur": cmd_deblur, "sweep": cmd_sweep, "report": cmd_report}
+def cmd_import_weights(args, overrides) -> int:
+    from jdeblur import config as cfglib
+    from jdeblur.weights.importer import import_weights
+
+    quiet_library_warnings(args)
+    config = cfglib.load_config(args.config, overrides)
+    source = import_weights(args.checkpoint, config, args.workdir, param_key=args.param_key)
+    print(f"imported {source['tensors']} tensors from {source['path']} (sha256 {source['sha256']}) into "
+          f"{args.workdir} as {config.model.name} {config.model.variant}")
+    print(f"next: python launch.py eval --workdir {args.workdir}  |  python launch.py deblur --workdir "
+          f"{args.workdir} --input PHOTOS --output FOLDER  |  python launch.py train --config {args.config} "
+          f"--config.train.init_from={args.workdir} --workdir NEW")
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "eval": cmd_eval, "deblur": cmd_deblur, "sweep": cmd_sweep, "report": cmd_report,
+            "import-weights": cmd_import_weights}
 
 
 def main(argv=None) -> int:

@@ -6,7 +6,15 @@ Goal: reproduce NAFNet's GoPro results: 32.87 dB PSNR / 0.9606 SSIM for width 32
 256x256 patches, global batch 32 (width 32) or 64 (width 64), AdamW lr 1e-3, betas (0.9, 0.9),
 weight decay 1e-3, cosine annealing to 1e-7 over
 200k (width 32) or 400k (width 64) iterations, PSNR loss; evaluation on the full 1280x720 test
-frames with TLC, PSNR/SSIM of 8-bit outputs. Real blurred/sharp pairs: no synthetic degradation.
+frames with TLC, zero padding as the official model pads, in the paper's metric convention
+(``nafnet``: PSNR of the 8-bit outputs, and its BasicSR fork's SSIM with one 3-D window over
+(H, W, RGB); ``jdeblur.metrics.CONVENTIONS``). Real blurred/sharp pairs: no synthetic degradation.
+
+The official checkpoints run without training (docs/weights.md):
+    python launch.py import-weights --checkpoint NAFNet-GoPro-width32.pth \
+        --config experiments/gopro_nafnet.py:width32 --workdir runs/nafnet32_official \
+        --config.data.manual_dir=/data/GOPRO_Large
+    python launch.py eval --workdir runs/nafnet32_official
 
 Needs GoPro (GOPRO_Large) on disk. Run:
     python launch.py train --config experiments/gopro_nafnet.py:width32 --workdir runs/nafnet32 \\
@@ -47,7 +55,7 @@ def get_config(arg="width32"):
                         schedule="cosine", final_lr=1e-7, warmup_steps=0, clip_norm=0.0))
     c.train.update(dict(steps=recipe["steps"], global_batch=recipe["global_batch"], log_every=200,
                         eval_every=10_000, checkpoint_every=5_000, keep_checkpoints=3))
-    c.eval.update(dict(convention="uint8", max_pixels=1280 * 720, samples=4))
+    c.eval.update(dict(convention="nafnet", pad="zero", max_pixels=1280 * 720, samples=4))
     return c
 
 

@@ -4,9 +4,11 @@ The model sees NHWC float32 RGB in [0, 1]. ``restore`` accepts what photos come 
 HWC or NHWC with 1 (gray), 2 (gray + alpha), 3 (RGB) or 4 (RGBA) channels; float in [0, 1], uint8
 or uint16; or a list of such images of different sizes (restored one by one). Gray is replicated to
 RGB and the output's channels averaged back; alpha is passed through untouched; the output has the
-input's shape and dtype. Images are reflect-padded at the bottom/right to the model's
-``size_multiple`` and cropped back; images over the pixel budget are cut into overlapping tiles
-(``jdeblur.tiling``; exact when the margin covers the receptive field, never for global pooling).
+input's shape and dtype. Images are padded at the bottom/right to the model's ``size_multiple``
+and cropped back: reflected by default, or with zeros as the official NAFNet does inside its
+forward pass (``pad='zero'``, for parity with its published numbers). Images over the pixel
+budget are cut into overlapping tiles (``jdeblur.tiling``; exact when the margin covers the
+receptive field, never for global pooling).
 
 Compilation: the per-tile function is jitted once per tile shape (and ensemble flag). Pass
 parameters as leaves of a ``jax.tree_util.Partial`` (``model_apply_fn`` does), not captured in a
@@ -19,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jdeblur.checks import check_finite, check_rank
+from jdeblur.checks import check_choice, check_finite, check_rank
 from jdeblur.tiling import apply_tiled, tile_for_budget
 
 # Each kept pixel sees >= 16 px of context across a seam (the radius of a 31-px motion kernel), and
@@ -28,6 +30,7 @@ DEFAULT_OVERLAP = 64
 
 _INTEGER_SCALES = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
 _COLOR_CHANNELS = {1: 1, 2: 1, 3: 3, 4: 3}  # channels in the image -> colour channels (the rest is alpha)
+PAD_MODES = {"reflect": "reflect", "zero": "constant"}  # restore's pad -> numpy's mode
 
 
 def model_apply_fn(module, params) -> jax.tree_util.Partial:
@@ -67,7 +70,7 @@ def _apply_tiles(apply_fn, tiles, ensemble):
 
 def restore(apply_fn, images, *, size_multiple: int = 1, tile=None, max_pixels: int | None = None,
             overlap: int = DEFAULT_OVERLAP, blend: int | None = None, batch_size: int | None = None,
-            ensemble: bool = False, clip: bool = True):
+            ensemble: bool = False, clip: bool = True, pad: str = "reflect"):
     """Restores images of any size with ``apply_fn`` (NHWC float32 RGB in [0, 1] -> same shape).
 
     Args:
@@ -83,18 +86,21 @@ def restore(apply_fn, images, *, size_multiple: int = 1, tile=None, max_pixels: 
         else all images when untiled, one tile when tiled.
       ensemble: average over the 8 flips/rotations (x8 compute).
       clip: clip float outputs to [0, 1] (integer outputs always are).
+      pad: how images are padded to ``size_multiple``: 'reflect' or 'zero' (see module doc).
 
     Returns:
       The restored image(s): a numpy array of the input's shape and dtype (a list for a list).
     """
     if isinstance(images, (list, tuple)):
         return [restore(apply_fn, image, size_multiple=size_multiple, tile=tile, max_pixels=max_pixels,
-                        overlap=overlap, blend=blend, batch_size=batch_size, ensemble=ensemble, clip=clip)
+                        overlap=overlap, blend=blend, batch_size=batch_size, ensemble=ensemble, clip=clip,
+                        pad=pad)
                 for image in images]
+    check_choice(pad, "pad", PAD_MODES)
     color, alpha, layout = _split_image(images)
     n, height, width, _ = color.shape
     pad_h, pad_w = -height % size_multiple, -width % size_multiple
-    padded = np.pad(color, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="reflect")
+    padded = np.pad(color, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode=PAD_MODES[pad])
     full = (height + pad_h, width + pad_w)
     if tile is None:
         fits = max_pixels is None or full[0] * full[1] <= max_pixels

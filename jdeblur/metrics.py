@@ -12,8 +12,11 @@ sigma 1.5 truncated at 3.5 sigma (11 taps), K1 0.01, K2 0.03, population covaria
 The options papers use are keyword arguments of every metric, applied in this order:
 ``quantize`` (clip to [0, 1] and round to the 256 levels of uint8, as evaluating saved PNGs
 does; zero gradient, so evaluation only), ``crop_border`` (drop N pixels on each side) and
-``y_channel`` (BT.601 luma of ``rgb_to_y``, as BasicSR's ``test_y_channel``). A named
-``MetricConvention`` bundles them so that every results table can say which one it used.
+``y_channel`` (BT.601 luma of ``rgb_to_y``, as BasicSR's ``test_y_channel``). ``ssim`` has one
+more, ``volume``: the SSIM that MATLAB's ``ssim`` computes on an RGB array, which NAFNet's and
+Restormer's published tables use (one 11x11x11 Gaussian window over rows, columns and colour,
+replicate-padded, nothing cropped). A named ``MetricConvention`` bundles the options so that every
+results table can say which one it used.
 
 Differentiation: every metric has reverse-mode derivatives (``jax.grad``, ``vjp``, ``jacrev``),
 which is what losses need. SSIM and MS-SSIM have no forward mode: ``jax.jvp`` and ``jax.jacfwd``
@@ -71,11 +74,17 @@ class MetricConvention(NamedTuple):
     quantize: bool = False
     y_channel: bool = False
     crop_border: int = 0
+    volume: bool = False  # ssim's option; psnr has no window
 
     @property
     def options(self) -> dict:
-        """The keyword arguments for ``psnr``, ``ssim`` and ``ms_ssim``."""
+        """The keyword arguments for ``psnr`` and ``ms_ssim``."""
         return dict(quantize=self.quantize, y_channel=self.y_channel, crop_border=self.crop_border)
+
+    @property
+    def ssim_options(self) -> dict:
+        """The keyword arguments for ``ssim``."""
+        return dict(self.options, volume=self.volume)
 
 
 CONVENTIONS = {
@@ -86,7 +95,18 @@ CONVENTIONS = {
     # BasicSR's calculate_psnr / calculate_ssim with test_y_channel=True, crop_border=0, on
     # uint8 images (basicsr/metrics/psnr_ssim.py): Y of the rounded RGB, not itself rounded;
     # BasicSR's SSIM crops [5:-5] after an 11-tap sigma-1.5 filter, i.e. the pinned SSIM on Y.
+    # Equal to BasicSR given BGR arrays, as its cv2-based pipeline gives them (tensor2img converts
+    # to BGR); given RGB arrays its to_y_channel weighs R and B the wrong way round.
     "basicsr_y": MetricConvention("basicsr_y", quantize=True, y_channel=True),
+    # NAFNet's published tables (GoPro, SIDD): its BasicSR fork's calculate_psnr / calculate_ssim
+    # with crop_border=0 and test_y_channel=False (options/test/GoPro/*.yml) on tensor2img's
+    # uint8 images. Its calculate_ssim defaults to ssim3d=True: ``_ssim_3d``, one 3-D Gaussian
+    # window over (H, W, colour), replicate-padded, nothing cropped (basicsr/metrics/psnr_ssim.py).
+    "nafnet": MetricConvention("nafnet", quantize=True, volume=True),
+    # Restormer's GoPro/HIDE tables (Motion_Deblurring/evaluate_gopro_hide.m): MATLAB's psnr and
+    # ssim of the saved 8-bit RGB PNGs. MATLAB's ssim treats an HxWx3 array as a volume unless
+    # told otherwise: the same computation as NAFNet's _ssim_3d, which was written to match it.
+    "restormer": MetricConvention("restormer", quantize=True, volume=True),
 }
 
 
@@ -266,25 +286,52 @@ def _ssim_and_cs(x, y, data_range):
 
 
 def ssim(pred, target, *, data_range: float = 1.0, quantize: bool = False, y_channel: bool = False,
-         crop_border: int = 0):
+         crop_border: int = 0, volume: bool = False):
     """Structural similarity in the pinned convention (equal to scikit-image's, see module doc).
 
-    Reverse-mode differentiable only (``jax.jvp`` raises ``TypeError``; see the module docstring).
+    Reverse-mode differentiable only (``jax.jvp`` raises ``TypeError``; see the module docstring),
+    except with ``volume=True``, whose filter is plain JAX.
+
+    Args:
+      volume: instead, SSIM with one 11x11x11 Gaussian window (sigma 1.5) over rows, columns and
+        channels, the images replicate-padded by 5 on every side of all three axes and the whole
+        map averaged: MATLAB's ``ssim`` on an HxWx3 array (its default, 'SSS' data format), and
+        NAFNet's ``_ssim_3d``. Not the mean of per-channel SSIMs.
 
     Returns:
       One value per image, channels averaged: shape ``(N,)`` for NHWC, a scalar for HWC.
     """
     _check_options(pred, target, data_range=data_range, y_channel=y_channel, crop_border=crop_border,
-                   min_size=SSIM_WINDOW, metric="ssim")
-    return _ssim(pred, target, data_range, quantize=quantize, y_channel=y_channel, crop_border=crop_border)
+                   min_size=1 if volume else SSIM_WINDOW, metric="ssim")
+    return _ssim(pred, target, data_range, quantize=quantize, y_channel=y_channel, crop_border=crop_border,
+                 volume=volume)
 
 
-@_jit_with_static_options
-def _ssim(pred, target, data_range, *, quantize, y_channel, crop_border):
+@functools.partial(jax.jit, static_argnames=("quantize", "y_channel", "crop_border", "volume"))
+def _ssim(pred, target, data_range, *, quantize, y_channel, crop_border, volume):
     x, y, single = _apply_options(pred, target, data_range, quantize=quantize, y_channel=y_channel,
                                   crop_border=crop_border)
+    if volume:
+        return _unbatch(_ssim_volume(x, y, data_range), single)
     per_channel, _ = _ssim_and_cs(x, y, data_range)
     return _unbatch(per_channel.mean(axis=-1), single)
+
+
+def _ssim_volume(x, y, data_range):
+    """Mean SSIM per image with a 3-D Gaussian window over (H, W, C), replicate-padded, uncropped."""
+    c1 = (SSIM_K1 * data_range) ** 2
+    c2 = (SSIM_K2 * data_range) ** 2
+    maps = jnp.stack([x, y, x * x + y * y, x * y])
+    for axis in (2, 3, 4):  # the window is separable: one 11-tap pass per axis
+        size = maps.shape[axis]
+        padding = [(0, 0)] * maps.ndim
+        padding[axis] = (SSIM_RADIUS, SSIM_RADIUS)
+        padded = jnp.pad(maps, padding, mode="edge")
+        maps = sum(tap * lax.slice_in_dim(padded, k, k + size, axis=axis) for k, tap in enumerate(_TAPS))
+    mx, my, mean_sq, mxy = maps
+    ssim_map = ((2.0 * mx * my + c1) * (2.0 * (mxy - mx * my) + c2)
+                / ((mx * mx + my * my + c1) * (mean_sq - mx * mx - my * my + c2)))
+    return ssim_map.mean(axis=(1, 2, 3))
 
 
 def _downsample(x):
@@ -352,5 +399,5 @@ def score(pred, target, convention="default") -> dict:
     Returns:
       ``{'psnr': ..., 'ssim': ...}``, each one value per image.
     """
-    options = get_convention(convention).options
-    return {"psnr": psnr(pred, target, **options), "ssim": ssim(pred, target, **options)}
+    convention = get_convention(convention)
+    return {"psnr": psnr(pred, target, **convention.options), "ssim": ssim(pred, target, **convention.ssim_options)}

@@ -61,6 +61,22 @@ def test_budget_tiles_and_bounds_every_call(rng):
     assert len(shapes) == 2  # within the budget: restored whole, no new compilation
 
 
+def test_zero_padding_is_what_the_function_sees(rng):
+    # The image's mean over what the model sees: the padded image. Zero padding at the bottom/right
+    # lowers it by the padded area's share; reflect padding sees reflected pixels.
+    image = rng.random((2, 13, 10, 3)).astype(np.float32)
+    seen_mean = lambda x: jnp.broadcast_to(jnp.mean(x, axis=(1, 2), keepdims=True), x.shape)  # noqa: E731
+    zero = infer.restore(seen_mean, image, size_multiple=8, pad="zero")
+    expected = image.sum(axis=(1, 2), keepdims=True) / (16 * 16)
+    np.testing.assert_allclose(zero, np.broadcast_to(expected, image.shape), rtol=1e-6)
+    reflect = infer.restore(seen_mean, image, size_multiple=8)
+    padded = np.pad(image, ((0, 0), (0, 3), (0, 6), (0, 0)), mode="reflect")
+    np.testing.assert_allclose(reflect, np.broadcast_to(padded.mean(axis=(1, 2), keepdims=True), image.shape),
+                               rtol=1e-6)
+    with pytest.raises(ValueError, match="pad"):
+        infer.restore(seen_mean, image, size_multiple=8, pad="edge")
+
+
 def test_ensemble_of_equivariant_function_is_the_function(rng):
     images = rng.random((2, 24, 40, 3)).astype(np.float32)
     pointwise = lambda x: jnp.sqrt(x) * 0.5

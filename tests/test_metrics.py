@@ -1,4 +1,5 @@
-"""Tests of jdeblur.metrics against scikit-image and independent float64 numpy formulas."""
+"""Tests of jdeblur.metrics against scikit-image, independent float64 numpy formulas and reference values."""
+import pathlib
 
 import jax
 import jax.numpy as jnp
@@ -176,17 +177,65 @@ def test_score_conventions(rng, x64):
     np.testing.assert_allclose(scores["psnr"], expected[:, 0], rtol=1e-10)
     np.testing.assert_allclose(scores["ssim"], expected[:, 1], atol=1e-10)
 
-    assert set(metrics.CONVENTIONS) == {"default", "uint8", "basicsr_y"}
+    assert set(metrics.CONVENTIONS) == {"default", "uint8", "basicsr_y", "nafnet", "restormer"}
     for name, convention in metrics.CONVENTIONS.items():
         assert convention.name == name
         for key, value in metrics.score(pred, target, convention).items():
-            direct = getattr(metrics, key)(pred, target, **convention.options)
-            np.testing.assert_array_equal(value, direct)
+            options = convention.ssim_options if key == "ssim" else convention.options
+            np.testing.assert_array_equal(value, getattr(metrics, key)(pred, target, **options))
     default = metrics.score(pred, target)
     np.testing.assert_array_equal(default["psnr"], metrics.psnr(pred, target))
     assert not np.allclose(default["psnr"], metrics.score(pred, target, "uint8")["psnr"], rtol=1e-9)
     with pytest.raises(ValueError, match="convention"):
         metrics.score(pred, target, "matlab")
+
+
+FIXTURES = pathlib.Path(__file__).parent / "fixtures"
+
+
+def matlab_ssim_rgb(pred, target):
+    """MATLAB's ``ssim(A, ref)`` on HxWx3 uint8 arrays as its documentation describes it, in float64.
+
+    An RGB array is a volume by default ('SSS' data format): a 3-D Gaussian window of sigma
+    ('Radius') 1.5 and size 2 * ceil(3 * 1.5) + 1 = 11, 'replicate' padding (scipy's 'nearest'),
+    DynamicRange 255 for uint8, C1 = (0.01 * 255)**2, C2 = (0.03 * 255)**2, C3 = C2 / 2 and
+    Exponents [1 1 1] (the simplified formula), the mean of the whole map.
+    """
+    x, y = (a.astype(np.float64) for a in (pred, target))
+    blur = lambda a: scipy.ndimage.gaussian_filter(a, 1.5, mode="nearest", truncate=5 / 1.5)  # noqa: E731
+    mx, my = blur(x), blur(y)
+    sx, sy, sxy = blur(x * x) - mx * mx, blur(y * y) - my * my, blur(x * y) - mx * my
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    return np.mean((2 * mx * my + c1) * (2 * sxy + c2) / ((mx * mx + my * my + c1) * (sx + sy + c2)))
+
+
+def official_pairs():
+    """The uint8 RGB pairs of the NAFNet fixture (tools/make_nafnet_fixture.py), NHWC, with its reference values."""
+    fixture = np.load(FIXTURES / "metrics" / "nafnet_ssim.npz")
+    count = len([k for k in fixture.files if k.startswith("pred")])
+    return [np.stack([fixture[f"{key}{i}"] for i in range(count)]) for key in ("pred", "target", "psnr", "ssim")]
+
+
+def test_nafnet_convention_matches_its_basicsr_fork():
+    # The reference values: the official calculate_psnr / calculate_ssim (3-D window) run on these
+    # pairs by tools/make_nafnet_fixture.py, in float32 (the reference's own precision: its SSIM
+    # is within 5e-7 of a float64 computation on them).
+    pred, target, psnr, ssim = official_pairs()
+    scores = metrics.score(pred / np.float32(255), target / np.float32(255), "nafnet")
+    np.testing.assert_allclose(scores["psnr"], psnr, atol=1e-4)
+    np.testing.assert_allclose(scores["ssim"], ssim, atol=2e-6)
+
+
+def test_restormer_convention_matches_matlab_ssim_of_rgb(rng, x64):
+    pred, target, _, _ = official_pairs()
+    natural = natural_pairs(rng, 3, shape=pred.shape[1:3])
+    pred, target = (np.concatenate([a, np.round(b * 255).astype(np.uint8)]) for a, b in zip((pred, target), natural))
+    scores = metrics.score(pred / 255.0, target / 255.0, "restormer")
+    np.testing.assert_allclose(scores["ssim"], [matlab_ssim_rgb(p, t) for p, t in zip(pred, target)], atol=1e-10)
+    mse = np.mean((pred.astype(np.float64) - target) ** 2, axis=(1, 2, 3))  # MATLAB's psnr of uint8 arrays
+    np.testing.assert_allclose(scores["psnr"], 10 * np.log10(255**2 / mse), rtol=1e-10)
+    per_channel = metrics.score(pred / 255.0, target / 255.0, "uint8")["ssim"]
+    assert np.all(np.abs(per_channel - scores["ssim"]) > 1e-4)  # the 3-D window is not the per-channel SSIM
 
 
 # Two scales (images >= 21 pixels) run every code path of five at a fraction of the compile time.

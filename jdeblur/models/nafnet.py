@@ -94,13 +94,15 @@ def local_average_pool(x, window: tuple[int, int]):
                    mode="edge")
 
 
-def tlc_window(train_size: tuple[int, int], stride: int) -> tuple[int, int]:
+def tlc_window(train_size: tuple[int, int], stride: int, *, size_multiple: int = 1) -> tuple[int, int]:
     """TLC's pooling window at a level downsampled by ``stride``: 1.5x the training patch, at that scale.
 
-    The reference derives it from the feature size seen at the training size, (train // stride) *
-    int(1.5 * train) // train, so we do too (256 -> 384, 192, 96, 48, 24).
+    The reference (``local_arch.py``) measures it on the feature map a training-size input makes
+    inside the model, after the model zero-padded it to ``size_multiple``: (padded // stride) *
+    int(1.5 * train) // train, so we do too (256 -> 384, 192, 96, 48, 24; 200 -> 312, 156, ...).
     """
-    return tuple((size // stride) * int(size * 1.5) // size for size in train_size)
+    padded = [-(-size // size_multiple) * size_multiple for size in train_size]
+    return tuple((pad // stride) * int(size * 1.5) // size for pad, size in zip(padded, train_size))
 
 
 class NAFBlock(nn.Module):
@@ -201,7 +203,7 @@ class NAFNet(nn.Module):
     def _blocks(self, count: int, stride: int, name: str):
         block_cls = maybe_remat(NAFBlock, self.remat)
         train_size = (self.train_size,) * 2 if isinstance(self.train_size, int) else tuple(self.train_size)
-        window = tlc_window(train_size, stride) if self.tlc else None
+        window = tlc_window(train_size, stride, size_multiple=self.size_multiple) if self.tlc else None
         return [block_cls(dw_expand=self.dw_expand, ffn_expand=self.ffn_expand, pool_window=window,
                           kernels=self.kernels, dtype=self.dtype, param_dtype=self.param_dtype,
                           name=f"{name}_block{i}")

@@ -26,7 +26,7 @@ from jdeblur.data.datasets import PAIRED
 from jdeblur.errors import UserError
 from jdeblur.models import registry
 from jdeblur.physics import degrade
-from jdeblur.train import evaluate, optim, parallel, step
+from jdeblur.train import evaluate, init_from, optim, parallel, step
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -52,6 +52,8 @@ def base_config() -> ml_collections.ConfigDict:
         parallel="shard_map",  # or 'pmap': the same step function under the other wrapper
         num_devices=None,      # None: every device of every process
         ema_decay=0.0,         # > 0 keeps an average of the parameters, used for evaluation
+        init_from=None,        # a workdir (trained or import-weights): start from its parameters,
+                               # with a fresh optimizer (jdeblur.train.init_from)
         nonfinite="stop",      # a NaN/Inf loss or gradient: 'stop' (keeping the last good checkpoint)
                                # or 'skip' that update (counted in metrics.jsonl as skipped_steps)
         log_every=50,          # steps between lines of metrics.jsonl (means over the interval)
@@ -75,6 +77,7 @@ def base_config() -> ml_collections.ConfigDict:
         max_pixels=1024 * 1024,  # per model call; larger images are tiled
         overlap=64,            # pixels shared by neighbouring tiles
         ensemble=False,        # average over the 8 flips and rotations (8x the time)
+        pad="reflect",         # to the model's size multiple: 'reflect', or 'zero' as the official NAFNet
         samples=4,             # rows of the blurred | restored | sharp grid saved per evaluation
         wiener_balances=(1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1),  # the Wiener baseline's, best per image
         rl_iterations=30,      # of the Richardson-Lucy baseline
@@ -111,6 +114,7 @@ def validate(config) -> None:
     model = registry.build_model(config.model)
     pipeline.check_data_config(config.data, size_multiple=model.size_multiple)
     check_train_config(config.train)
+    init_from.check_init_from(config, model)
     losses.check_loss_config(config.loss)
     optim.check_optim_config(config.optim)
     if config.data.name not in PAIRED:  # real pairs are not degraded

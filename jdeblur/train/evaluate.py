@@ -106,7 +106,8 @@ def restore_items(module, params, items: list[dict], eval_cfg) -> list[np.ndarra
     apply_fn = infer.model_apply_fn(module, params)
     return [
         infer.restore(apply_fn, as_float(item["blurred"]), size_multiple=module.size_multiple,
-                      max_pixels=eval_cfg.max_pixels, overlap=eval_cfg.overlap, ensemble=eval_cfg.ensemble)
+                      max_pixels=eval_cfg.max_pixels, overlap=eval_cfg.overlap, ensemble=eval_cfg.ensemble,
+                      pad=eval_cfg.get("pad", "reflect"))  # workdirs older than the field reflected
         for item in items
     ]
 
@@ -257,6 +258,7 @@ def evaluate_workdir(workdir, *, split=None, convention=None, which="best", max_
 def check_eval_config(eval_cfg) -> None:
     """Raises UserError, naming the field, unless ``config.eval`` can score a run."""
     check_choice(eval_cfg.convention, "config.eval.convention", metrics.CONVENTIONS)
+    check_choice(eval_cfg.pad, "config.eval.pad", infer.PAD_MODES)
     check_positive(eval_cfg.max_pixels, "config.eval.max_pixels")
     for field, least in (("draws", 1), ("seed", 0)):
         value = eval_cfg[field]

@@ -3,6 +3,8 @@
 Rerunning with the same config in the same workdir resumes from the latest checkpoint: the train
 state and the input iterator's position are restored together, and degradations are a function
 of (seed, step, image index), so the resumed run continues exactly as the uninterrupted one.
+A new run starts from random parameters, or from another workdir's with ``train.init_from``
+(``jdeblur.train.init_from``).
 
 Random streams: ``config.seed`` is split once into ``init`` (parameters), ``data`` (order and
 augmentation of the input pipeline) and ``step`` (degradations, folded with the step number in
@@ -35,6 +37,7 @@ import numpy as np
 
 from jdeblur import losses
 from jdeblur.atomic import write_json, write_text
+from jdeblur.errors import UserError
 from jdeblur.data import dead_leaves
 from jdeblur.data.datasets import PAIRED
 from jdeblur.data.pipeline import DevicePrefetchIterator, make_batches
@@ -42,11 +45,11 @@ from jdeblur.errors import RunFailed
 from jdeblur.models.registry import build_model
 from jdeblur.physics.degrade import SHARP_STREAM, degrade, sharp_target, valid_margin
 from jdeblur.train import evaluate as evaluation
-from jdeblur.train import optim, parallel, provenance, workdir_lock
+from jdeblur.train import init_from, optim, parallel, provenance, workdir_lock
 from jdeblur.train.checkpoint import Checkpointer
 from jdeblur.train.defaults import validate
 from jdeblur.train.logger import MetricLogger, plot_curves, read_jsonl
-from jdeblur.train.state import abstract_state, eval_params, initial_state
+from jdeblur.train.state import abstract_state, create_state, eval_params, initial_state
 from jdeblur.train.step import make_train_step
 from jdeblur.workdir import FINAL
 
@@ -185,6 +188,10 @@ def train_and_evaluate(config, workdir, *, stop_after: int | None = None) -> dic
     validate(config)  # a UserError naming the field, before anything is built or written
     workdir = pathlib.Path(workdir)
     train_cfg, eval_cfg = config.train, config.eval
+    imported = provenance.imported_from(workdir)
+    if imported is not None:
+        raise UserError(f"--workdir {workdir}: holds weights imported from {imported['path']}, not a training run; "
+                        f"train from them in a new workdir with --config.train.init_from={workdir}")
 
     mesh = parallel.make_mesh(train_cfg.num_devices)
     streams = seed_streams(config.seed)
@@ -226,6 +233,10 @@ def _train_in_locked_workdir(config, workdir, *, stop_after, mesh, streams, mode
         start, state, data_state, log_state = resumed
         loader.set_state(data_state)
         pending = interval_from_record(log_state)  # a checkpoint between two log steps: its interval so far
+    elif train_cfg.get("init_from") is not None:
+        start = 0
+        params, source_step = init_from.initial_params(config, model)
+        state = parallel.replicate(create_state(params, tx, ema=train_cfg.ema_decay > 0), mesh)
     else:
         start = 0
         state = parallel.replicate(initial_state(config, model, tx, streams["init"]), mesh)
@@ -242,6 +253,8 @@ def _train_in_locked_workdir(config, workdir, *, stop_after, mesh, streams, mode
                           progress=train_cfg.progress)
     if start:
         logger.write(f"resuming from step {start} in {workdir}")
+    elif train_cfg.get("init_from") is not None:
+        logger.write(f"starting from the parameters of {train_cfg.init_from} (checkpoint {source_step})")
 
     def run_evaluation(step):
         table, families, restored = evaluation.evaluate(model, eval_params(state), items, eval_cfg,

@@ -2,7 +2,9 @@
 
 ``config.json`` is written once; a later run in the same workdir (a resume) must have the same
 config, since resuming under a different one would silently mix two experiments. ``run.json``
-is rewritten on every (re)start with the code, packages and devices of that start.
+is rewritten on every (re)start with the code, packages and devices of that start. A workdir
+whose parameters were imported from a file (``launch.py import-weights``) is never trained in; its
+``run.json`` names the file and its SHA-256.
 """
 import importlib.metadata
 import json
@@ -17,6 +19,7 @@ from jdeblur import config as cfglib
 from jdeblur.atomic import read_json, write_json
 from jdeblur.errors import UserError
 
+IMPORTED = "imported_from"  # run.json's record of where an imported workdir's parameters came from
 PACKAGES = ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "grain", "tensorflow-datasets", "numpy")
 
 
@@ -65,7 +68,12 @@ def record_run(config, workdir: pathlib.Path) -> None:
                 f"{workdir} holds a run of a different config (fields {', '.join(changed)} differ); "
                 f"use a new --workdir, or the same config to resume")
     write_json(path, current, indent=1, sort_keys=True)
-    write_json(workdir / "run.json", {
+    write_json(workdir / "run.json", _environment(), indent=1, sort_keys=True)
+
+
+def _environment() -> dict:
+    """The command, code, packages and devices of this process."""
+    return {
         "command": sys.argv,
         "git_commit": git_commit(),
         "python": platform.python_version(),
@@ -73,7 +81,22 @@ def record_run(config, workdir: pathlib.Path) -> None:
         "backend": jax.default_backend(),
         "devices": [str(d) for d in jax.devices()],
         "process_count": jax.process_count(),
-    }, indent=1, sort_keys=True)
+    }
+
+
+def record_import(config, workdir: pathlib.Path, source: dict) -> None:
+    """Writes ``config.json`` and ``run.json`` for parameters imported from a file; ``source``
+    (the file's path, SHA-256, format) goes into ``run.json`` under ``IMPORTED``."""
+    write_json(workdir / "config.json", config_dict(config), indent=1, sort_keys=True)
+    write_json(workdir / "run.json", {**_environment(), IMPORTED: source}, indent=1, sort_keys=True)
+
+
+def imported_from(workdir) -> dict | None:
+    """The source record of a workdir written by ``record_import``; None for a training run's."""
+    path = pathlib.Path(workdir) / "run.json"
+    if not path.is_file():
+        return None
+    return json.loads(path.read_text()).get(IMPORTED)
 
 
 # Fields whose default does something other than what runs saved before the field existed did:

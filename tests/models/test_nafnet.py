@@ -114,6 +114,10 @@ def test_tlc_window_follows_reference_scaling():
     assert [tlc_window((256, 256), s) for s in (1, 2, 4, 8, 16)] == [
         (384, 384), (192, 192), (96, 96), (48, 48), (24, 24)]
     assert tlc_window((256, 192), 4) == (96, 72)
+    # Not a multiple of 16: measured on the map of the zero-padded training input (local_arch.py
+    # takes x.shape inside the model after check_image_size): 200 pads to 208, 208 * 300 // 200.
+    assert [tlc_window((200, 200), s, size_multiple=16) for s in (1, 2, 4, 8, 16)] == [
+        (312, 312), (156, 156), (78, 78), (39, 39), (19, 19)]
 
 
 def test_tlc_changes_nothing_up_to_the_window_and_something_beyond(small, rng):
