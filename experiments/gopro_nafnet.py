@@ -11,8 +11,8 @@ frames with TLC, zero padding as the official model pads, in the paper's metric 
 (H, W, RGB); ``jdeblur.metrics.CONVENTIONS``). Real blurred/sharp pairs: no synthetic degradation.
 
 The official checkpoints run without training (docs/weights.md):
-    python launch.py import-weights --checkpoint NAFNet-GoPro-width32.pth \
-        --config experiments/gopro_nafnet.py:width32 --workdir runs/nafnet32_official \
+    python launch.py import-weights --checkpoint NAFNet-GoPro-width32.pth \\
+        --config experiments/gopro_nafnet.py:width32 --workdir runs/nafnet32_official \\
         --config.data.manual_dir=/data/GOPRO_Large
     python launch.py eval --workdir runs/nafnet32_official
 
