@@ -242,7 +242,6 @@ def cmd_import_weights(args, overrides) -> int:
     from jdeblur import config as cfglib
     from jdeblur.weights.importer import import_weights
 
-    quiet_library_warnings(args)
     config = cfglib.load_config(args.config, overrides)
     source = import_weights(args.checkpoint, config, args.workdir, param_key=args.param_key)
     print(f"imported {source['tensors']} tensors from {source['path']} (sha256 {source['sha256']}) into "
