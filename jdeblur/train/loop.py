@@ -37,11 +37,10 @@ import numpy as np
 
 from jdeblur import losses
 from jdeblur.atomic import write_json, write_text
-from jdeblur.errors import UserError
 from jdeblur.data import dead_leaves
 from jdeblur.data.datasets import PAIRED
 from jdeblur.data.pipeline import DevicePrefetchIterator, make_batches
-from jdeblur.errors import RunFailed
+from jdeblur.errors import RunFailed, UserError
 from jdeblur.models.registry import build_model
 from jdeblur.physics.degrade import SHARP_STREAM, degrade, sharp_target, valid_margin
 from jdeblur.train import evaluate as evaluation
