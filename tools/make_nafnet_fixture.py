@@ -38,7 +38,8 @@ import numpy as np
 import torch
 from safetensors.torch import save_file
 
-WIDTH, BLOCKS = 4, dict(enc_blk_nums=[1, 1, 1, 1], middle_blk_num=1, dec_blk_nums=[1, 1, 1, 1])
+# Two blocks in the deepest encoder level and the last decoder level: runs that jdeblur scans on CPU.
+WIDTH, BLOCKS = 4, dict(enc_blk_nums=[1, 1, 1, 2], middle_blk_num=1, dec_blk_nums=[1, 1, 1, 2])
 INPUT_SHAPE = (1, 3, 40, 52)  # NCHW
 PHOTO_SHAPE = (1, 3, 128, 128)  # a multiple of jdeblur.photos.COMPILE_MULTIPLE
 TLC_TRAIN_SIZES = (24, 16)

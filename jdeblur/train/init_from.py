@@ -5,8 +5,8 @@ checkpoint's evaluation parameters (the average, where the run kept one) are tak
 and ``deblur`` would use them. Only the parameters carry over: the optimizer state, step, learning
 rate schedule and data position start afresh, as when BasicSR fine-tunes from a
 ``pretrain_network_g``. The source's model must have exactly the parameter tree of the configured
-one (names and shapes); fields that leave it unchanged (``tlc``, ``train_size``, ``remat``) may
-differ. A run that resumes from its own checkpoint ignores ``init_from``.
+one (names and shapes); fields that leave it unchanged (``tlc``, ``train_size``, ``remat``,
+``kernels``) may differ. A run that resumes from its own checkpoint ignores ``init_from``.
 """
 import pathlib
 

@@ -10,7 +10,9 @@ shuffle with PyTorch's channel order (``jdeblur.models.layers.pixel_shuffle``), 
 their order.
 
 The expected names and shapes are derived from jdeblur's parameter tree for the configured
-variant, so a checkpoint of another width or depth is caught by name or shape, both ways.
+variant, so a checkpoint of another width or depth is caught by name or shape, both ways. That
+tree has one subtree per block whatever the model's ``kernels``: on CPU the model stacks a run of
+blocks' parameters itself when it scans them, so one conversion serves every backend.
 """
 import re
 

@@ -1,6 +1,5 @@
 """``train.init_from``: a run starts from an imported (or trained) workdir's parameters, and refuses a misfit."""
 import logging
-import pathlib
 
 import jax
 import numpy as np
@@ -13,10 +12,10 @@ from jdeblur.train.checkpoint import Checkpointer
 from jdeblur.train.defaults import base_config
 from jdeblur.train.parallel import make_mesh
 from jdeblur.train.state import abstract_state
+from jdeblur.weights import nafnet
 from jdeblur.weights.importer import import_weights
-
-OFFICIAL = pathlib.Path(__file__).parent.parent / "fixtures" / "nafnet" / "official.pth"
-BLOCKS = dict(width=4, enc_blk_nums=(1, 1, 1, 1), middle_blk_num=1, dec_blk_nums=(1, 1, 1, 1))
+from jdeblur.weights.state_dict import load_state_dict
+from tests.weights.official_fixture import BLOCKS, OFFICIAL
 
 
 def nafnet_config(data_dir, **blocks):
@@ -68,6 +67,21 @@ def restore_state(workdir, step, abstract):
         return manager.restore(step, abstract, make_mesh(1))[0]
     finally:
         manager.close()
+
+
+@pytest.mark.parametrize("kernels", ["cpu", "xla"])
+def test_either_layout_starts_from_the_official_tensors(imported, kernels):
+    # Imported with 'auto' (here 'cpu': blocks scanned over stacked parameters); a GPU run's 'xla'
+    # unrolls them: both read the same per-block parameters, converted from the official file.
+    workdir, data_dir = imported
+    c = nafnet_config(data_dir, kernels=kernels)
+    c.train.init_from = str(workdir)
+    model = build_model(c.model)
+    params, step = init_from.initial_params(c, model)
+    tx, _ = optim.make_optimizer(c.optim, c.train.steps)
+    expected = nafnet.convert(load_state_dict(OFFICIAL).tensors, abstract_state(c, model, tx)["params"], source="")
+    jax.tree.map(np.testing.assert_array_equal, params, expected)
+    assert step == 0
 
 
 def test_a_model_that_does_not_match_is_refused(imported, tmp_path):

@@ -1,28 +1,27 @@
 """``launch.py import-weights`` then ``deblur`` on a folder, end to end on the official-format fixture."""
 import hashlib
 import json
-import pathlib
 
 import imageio.v3 as iio
 import numpy as np
 import pytest
 
 import launch
+from tests.weights.official_fixture import BLOCKS, FIXTURES, OFFICIAL, TENSORS
 
-FIXTURES = pathlib.Path(__file__).parent.parent / "fixtures" / "nafnet"
-# gopro_nafnet's runlocal NAFNet ('tiny': one middle block) at the fixture's width and depth, without TLC.
-MODEL = "--config.model.kwargs={'width': 4, 'enc_blk_nums': (1, 1, 1, 1), 'dec_blk_nums': (1, 1, 1, 1)}"
+# gopro_nafnet's runlocal NAFNet with the fixture's width and blocks, without TLC.
+MODEL = f"--config.model.kwargs={BLOCKS!r}"
 
 
 @pytest.mark.slow
 def test_import_weights_then_deblur_a_folder(tmp_path, capsys):
-    checkpoint, workdir = FIXTURES / "official.pth", tmp_path / "official"
+    checkpoint, workdir = OFFICIAL, tmp_path / "official"
     command = ["import-weights", "--checkpoint", checkpoint, "--config", "gopro_nafnet:runlocal", "--workdir",
                workdir, MODEL]
     assert launch.main([str(a) for a in command]) == 0
     source = json.loads((workdir / "run.json").read_text())["imported_from"]
     assert source["sha256"] == hashlib.sha256(checkpoint.read_bytes()).hexdigest()
-    assert source["key"] == "params" and source["tensors"] == 178
+    assert source["key"] == "params" and source["tensors"] == TENSORS
 
     io = np.load(FIXTURES / "io.npz")
     (tmp_path / "photos").mkdir()
