@@ -1,6 +1,4 @@
 """``train.init_from``: a run starts from an imported (or trained) workdir's parameters, and refuses a misfit."""
-import logging
-
 import jax
 import numpy as np
 import pytest
@@ -33,7 +31,6 @@ def nafnet_config(data_dir, **blocks):
 
 @pytest.fixture(scope="module")
 def imported(tmp_path_factory):
-    logging.getLogger("absl").setLevel(logging.ERROR)
     data_dir = str(tmp_path_factory.mktemp("tfds"))
     workdir = tmp_path_factory.mktemp("imported")
     import_weights(OFFICIAL, nafnet_config(data_dir), workdir)

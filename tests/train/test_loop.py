@@ -20,8 +20,12 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
-    logging.getLogger("absl").setLevel(logging.ERROR)
-    return str(tmp_path_factory.mktemp("tfds"))
+    # TFDS logs a paragraph per build; restored after, since later tests in this worker read absl's records.
+    logger = logging.getLogger("absl")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    yield str(tmp_path_factory.mktemp("tfds"))
+    logger.setLevel(level)
 
 
 def abstract_args(workdir):
