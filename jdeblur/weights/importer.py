@@ -5,12 +5,14 @@ read it alike: ``config.json`` (the experiment whose model the weights fit), ``r
 ``imported_from``: the file, its SHA-256, format and wrapper key) and one checkpoint, step 0,
 written by the project's ``Checkpointer`` with a fresh optimizer state and no data position.
 Training in it is refused (``jdeblur.train.loop``): a run starts from it with
-``train.init_from``.
+``train.init_from``. The workdir appears whole or not at all (``jdeblur.atomic.new_folder``): an
+import that fails or is killed half-way leaves no workdir to confuse ``eval`` or a retry.
 """
 import pathlib
 
 import jax
 
+from jdeblur.atomic import new_folder
 from jdeblur.errors import UserError
 from jdeblur.models import registry
 from jdeblur.train import evaluate, optim, provenance
@@ -32,8 +34,8 @@ def import_weights(checkpoint, config, workdir, *, param_key: str | None = None)
     ``deblur`` needs no dataset.
 
     Raises:
-      UserError: a workdir that already holds a run, a model with no converter, an unreadable
-        file, or tensors that do not fit the configured model (all of them listed).
+      UserError: a workdir that already holds a run (or any file), a model with no converter, an
+        unreadable file, or tensors that do not fit the configured model (all of them listed).
     """
     workdir = pathlib.Path(workdir)
     registry.check_model_config(config.model)
@@ -44,6 +46,8 @@ def import_weights(checkpoint, config, workdir, *, param_key: str | None = None)
                         f"expected one of {sorted(CONVERTERS)}")
     if (workdir / "config.json").exists() or (workdir / "checkpoints").exists():
         raise UserError(f"--workdir {workdir}: already holds a run; expected a new or empty folder")
+    if workdir.exists() and (not workdir.is_dir() or any(workdir.iterdir())):
+        raise UserError(f"--workdir {workdir}: exists and is not an empty folder; expected a new or empty folder")
     state_dict = load_state_dict(checkpoint, key=param_key)
     model = registry.build_model(config.model)
     tx, _ = optim.make_optimizer(config.optim, config.train.steps)
@@ -52,11 +56,13 @@ def import_weights(checkpoint, config, workdir, *, param_key: str | None = None)
     source = {"path": str(pathlib.Path(state_dict.path).resolve()), "sha256": state_dict.sha256,
               "format": state_dict.format, "key": state_dict.key, "tensors": len(state_dict.tensors)}
     state = create_state(jax.device_put(params), tx, ema=config.train.ema_decay > 0)
-    workdir.mkdir(parents=True, exist_ok=True)
-    provenance.record_import(config, workdir, source)
-    checkpoints = Checkpointer(workdir, async_save=False)
-    try:
-        checkpoints.save(IMPORT_STEP, state, {})
-    finally:
-        checkpoints.close()
+    with new_folder(workdir) as scratch:
+        provenance.record_import(config, scratch, source)
+        checkpoints = Checkpointer(scratch, async_save=False)
+        try:
+            checkpoints.save(IMPORT_STEP, state, {})
+        finally:
+            checkpoints.close()
+    if provenance.imported_from(workdir) != source:  # new_folder kept a workdir another process made meanwhile
+        raise UserError(f"--workdir {workdir}: written by another process during this import; expected a new folder")
     return source
