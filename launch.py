@@ -86,7 +86,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     ev = sub.add_parser("eval", help="score a trained run's best checkpoint on a split",
                         description="Score the best checkpoint beside the blurred input and classical baselines; "
-                                    "writes eval_SPLIT_CONVENTION.md/.csv in the workdir.")
+                                    "writes eval_SPLIT_CONVENTION.md/.csv in the workdir (and the gains by noise "
+                                    "level and blur family where the run's eval config asks for them). "
+                                    "--config.* overrides change how the run is evaluated, e.g. "
+                                    "--config.model.kwargs=\"{'stages': 8}\" runs an unfolded model for more "
+                                    "iterations (plug-and-play with its trained prior).")
     ev.add_argument("--workdir", required=True)
     ev.add_argument("--split", default=None, help="dataset split (default: the experiment's eval split)")
     ev.add_argument("--convention", default=None, help="metric convention: default, uint8, basicsr_y, nafnet, "
@@ -113,6 +117,12 @@ def build_parser() -> argparse.ArgumentParser:
     db.add_argument("--skip-existing", action="store_true",
                     help="keep the results already in --output and deblur only the others (finishes an "
                          "interrupted run)")
+    db.add_argument("--kernel", default=None,
+                    help="non-blind models: the blur kernel of every input, as .npy or a grayscale PNG/TIFF "
+                         "(normalised to sum 1)")
+    db.add_argument("--noise-sigma", type=float, default=None,
+                    help="non-blind models: the noise standard deviation in [0, 1] units (0.01 = 2.55/255); "
+                         "default: estimated from each image (Donoho's wavelet estimator)")
 
     sw = sub.add_parser("sweep", help="run (or print) every run of an experiment's declared sweep",
                         description="Expand get_sweep() of the experiment into one workdir per point and seed; "
@@ -148,8 +158,8 @@ def parse_command_line(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     if first == len(rest) or rest[first] not in (*COMMANDS, "-h", "--help"):
         rest = rest[:first] + ["train"] + rest[first:]
     args = parser.parse_args(rest)
-    if overrides and args.command not in ("train", "sweep", "import-weights"):
-        parser.error(f"--config.* overrides apply to train, sweep and import-weights, not {args.command}")
+    if overrides and args.command not in ("train", "sweep", "eval", "import-weights"):
+        parser.error(f"--config.* overrides apply to train, sweep, eval and import-weights, not {args.command}")
     return args, overrides
 
 
@@ -172,7 +182,7 @@ def default_workdir(spec: str, *, root: pathlib.Path | None = None,
 def cmd_train(args, overrides) -> int:
     from jdeblur import config as cfglib
     from jdeblur.checks import check_folder_writable
-    from jdeblur.train import parallel
+    from jdeblur.train import gains, parallel
     from jdeblur.train.defaults import validate
     from jdeblur.train.evaluate import format_table
     from jdeblur.train.loop import train_and_evaluate
@@ -189,11 +199,16 @@ def cmd_train(args, overrides) -> int:
         print(f"stopped after step {args.stop_after} with a checkpoint in {workdir}; rerun without "
               f"--stop-after to continue")
         return 0
-    print(format_table(final["results"], final["convention"],
+    label = final["model_label"]
+    print(format_table(final["results"], final["convention"], model=label,
                        title=f"split {final['split']}, step {final['step']}"))
     for split, table in final["splits"].items():
         print()
-        print(format_table(table, final["convention"], title=f"split {split}, step {final['step']}"))
+        print(format_table(table, final["convention"], model=label, title=f"split {split}, step {final['step']}"))
+    for split, by_noise in final.get("by_noise", {}).items():
+        print()
+        print(gains.format_gains(by_noise, config, convention=final["convention"], model=label,
+                                 title=f"split {split}, step {final['step']}"))
     print(f"\nworkdir {workdir}: config.json (the full config), run.json (commit, packages, devices), "
           f"metrics.jsonl, eval.jsonl, final.json, curves.png, samples/, checkpoints/, tensorboard/")
     print(f"next: python launch.py deblur --workdir {workdir} --input YOUR_PHOTOS --output OUTPUT_FOLDER")
@@ -208,7 +223,7 @@ def cmd_eval(args, overrides) -> int:
     if args.convention is not None:
         check_choice(args.convention, "--convention", metrics.CONVENTIONS)
     evaluate_workdir(args.workdir, split=args.split, convention=args.convention, which=args.checkpoint,
-                     max_images=args.max_images, echo=print)
+                     max_images=args.max_images, overrides=overrides, echo=print)
     return 0
 
 
@@ -217,7 +232,7 @@ def cmd_deblur(args, overrides) -> int:
 
     deblur_files(args.workdir, args.input, args.output, tile=args.tile, max_pixels=args.max_pixels,
                  overlap=args.overlap, ensemble=args.ensemble, which=args.checkpoint, overwrite=args.overwrite,
-                 skip_existing=args.skip_existing)
+                 skip_existing=args.skip_existing, kernel=args.kernel, noise_sigma=args.noise_sigma)
     return 0
 
 

@@ -58,6 +58,9 @@ CASES = {
     # benchmarks/vs_pytorch.py's training step: 2 pairs of 128x128, gradients clipped as the official trainer.
     "nafnet-width32-128": ("gopro_nafnet:width32", ["data.patch_size=128", "train.global_batch=2",
                                                      "optim.clip_norm=0.01"]),
+    "nonblind": ("nonblind", []),
+    "nonblind-margin6": ("nonblind", ["model.kwargs={'prior_margin': 6}"]),
+    "blind": ("blind", []),
     # Not run by default: the quickstart recomputing each block's activations in the backward pass.
     "quickstart-remat": ("quickstart", ["model.kwargs={'norm': 'none', 'activation': 'relu', "
                                         "'upsample': 'transpose', 'remat': True}"]),
@@ -216,12 +219,14 @@ def degradation_cases(config, mesh, batch: dict) -> list[Timed]:
     sharp = jnp.asarray(batch["sharp"])
     alone = Timed("degradation alone (prepare)", jax.jit(prepare).lower(keys, {"sharp": sharp}).compile(),
                   (keys, {"sharp": sharp}))
-    blurred, target = jax.jit(prepare)(keys, {"sharp": sharp})
-    pairs = {k: np.asarray(v * 255).astype(np.uint8) for k, v in (("blurred", blurred), ("sharp", target))}
+    inputs, targets = jax.jit(prepare)(keys, {"sharp": sharp})
+    pairs = {k: np.asarray(v * 255).astype(np.uint8) for k, v in (("blurred", inputs["blurred"]),
+                                                                    ("sharp", targets["image"]))}
 
     def prepare_pairs(keys, batch):
         del keys
-        return batch["blurred"].astype(jnp.float32) / 255.0, batch["sharp"].astype(jnp.float32) / 255.0
+        return ({"blurred": batch["blurred"].astype(jnp.float32) / 255.0},
+                {"image": batch["sharp"].astype(jnp.float32) / 255.0})
 
     without = step_case("quickstart step without degradation", config, mesh, pairs, prepare=prepare_pairs)
     return [alone, without]

@@ -55,12 +55,19 @@ def get_config(arg=None):
     c.eval.final_splits = ("external",)
     c.eval.blur_families = c.degrade.blur.families  # each test photo under each family,
     c.eval.draws = 4  # four times: one draw's mean depends on the eval seed by +-0.7 dB
+    # Deblurring apart from denoising: the same kernels at noise 0 and 1% too, and defocus and
+    # Gaussian-process motion, which training never draws (jdeblur.train.gains).
+    c.eval.noise_levels = (0.0, 0.01)
+    c.eval.out_of_family = ("disk", "gp_motion")
 
     if arg == "runlocal":
         c.model.variant = "tiny"
         c.eval.final_splits = ()
         c.eval.blur_families = ()
         c.eval.draws = 1
+        c.eval.noise_levels = (0.01,)
+        c.eval.out_of_family = ("disk",)
+        c.degrade.blur.disk.radius = (1.0, 4.0)
         c.data.patch_size = 32
         c.degrade.blur.size = 9
         c.degrade.blur.gaussian.sigma = (0.5, 1.5)

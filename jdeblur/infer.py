@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jdeblur.checks import check_choice, check_finite, check_rank
+from jdeblur.models.registry import model_inputs
 from jdeblur.tiling import apply_tiled, tile_for_budget
 
 # Each kept pixel sees >= 16 px of context across a seam (the radius of a 31-px motion kernel), and
@@ -33,9 +34,16 @@ _COLOR_CHANNELS = {1: 1, 2: 1, 3: 3, 4: 3}  # channels in the image -> colour ch
 PAD_MODES = {"reflect": "reflect", "zero": "constant"}  # restore's pad -> numpy's mode
 
 
-def model_apply_fn(module, params) -> jax.tree_util.Partial:
-    """``x -> module.apply({'params': params}, x)`` as a pytree whose leaves are the parameters."""
-    return jax.tree_util.Partial(module.apply, {"params": params})
+def model_apply_fn(module, params, **observations) -> jax.tree_util.Partial:
+    """``x -> module.apply({'params': params}, x, **observations)`` as a pytree whose leaves are the
+    parameters (and the observations a non-blind model takes besides the image: its ``kernel``,
+    shared by every tile, and ``noise_sigma``)."""
+    missing = [name for name in model_inputs(module)[1:] if observations.get(name) is None]
+    if missing:
+        raise ValueError(f"{type(module).__name__} is a non-blind model: it needs the {' and the '.join(missing)} "
+                         "of the blurred image")
+    given = {name: jnp.asarray(observations[name], jnp.float32) for name in model_inputs(module)[1:]}
+    return jax.tree_util.Partial(module.apply, {"params": params}, **given)
 
 
 def self_ensemble(apply_fn, x):
@@ -119,9 +127,17 @@ def restore(apply_fn, images, *, size_multiple: int = 1, tile=None, max_pixels: 
     return _merge_image(restored[:, :height, :width], alpha, layout, clip=clip)
 
 
-def restore_with_model(module, params, images, **kw):
-    """``restore`` with a Flax module and its parameters (its ``size_multiple`` is used)."""
-    return restore(model_apply_fn(module, params), images, size_multiple=module.size_multiple, **kw)
+def restore_with_model(module, params, images, *, kernel=None, noise_sigma=None, **kw):
+    """``restore`` with a Flax module and its parameters (its ``size_multiple`` is used).
+
+    A non-blind model (``jdeblur.models.registry.model_inputs``) also needs the image's blur
+    ``kernel`` (kh, kw) and ``noise_sigma``; self-ensembling (which would rotate the image but not
+    its kernel) is refused for it.
+    """
+    if kernel is not None and kw.get("ensemble"):
+        raise ValueError("ensemble: the self-ensemble rotates the image but not its kernel; it is for blind models")
+    apply_fn = model_apply_fn(module, params, kernel=kernel, noise_sigma=noise_sigma)
+    return restore(apply_fn, images, size_multiple=module.size_multiple, **kw)
 
 
 def _pair(tile):

@@ -3,7 +3,10 @@
 Images are NHWC (or HWC) float32 in [0, 1]. Every loss takes ``(pred, target)`` and returns a
 scalar: the mean over the batch (for the pixel losses, the mean over every element, which is
 the same thing for equally sized images). All are jittable, vmappable and have finite
-gradients where ``pred == target``.
+gradients where ``pred == target``. ``ESTIMATE_LOSSES`` compare what a model estimates on the
+way (``jdeblur.models.registry.model_estimates``) with its truth: a blind model's kernels
+(N, kh, kw) with the true ones, its first sharp estimate with the sharp image (deep supervision,
+which also trains the part of a model whose output only reaches the loss through a kernel fit).
 """
 from typing import Callable
 
@@ -77,6 +80,23 @@ def fft_l1_loss(pred, target, *, onesided: bool = True):
     return 0.5 * (jnp.mean(jnp.abs(spectrum.real)) + jnp.mean(jnp.abs(spectrum.imag)))
 
 
+def kernel_l1_loss(pred, target):
+    """Batch mean of ``sum |pred - target|`` over each kernel's pixels (twice the total-variation
+    distance of two kernels that sum to 1); kernels of different sizes are compared centred."""
+    shape = max(pred.shape[-2], target.shape[-2]), max(pred.shape[-1], target.shape[-1])
+    pred, target = _pad_centred(pred, shape), _pad_centred(target, shape)
+    return jnp.mean(jnp.sum(jnp.abs(pred - target), axis=(-2, -1)))
+
+
+def _pad_centred(kernel, shape):
+    """Zero-pads (..., kh, kw) kernels to ``shape`` keeping the centre pixel (index s // 2) the centre."""
+    pad = [(0, 0)] * (kernel.ndim - 2)
+    for size, new in zip(kernel.shape[-2:], shape):
+        before = new // 2 - size // 2
+        pad.append((before, new - size - before))
+    return jnp.pad(kernel, pad)
+
+
 LOSSES: dict[str, Callable] = {
     "l1": l1_loss,
     "mse": mse_loss,
@@ -86,6 +106,11 @@ LOSSES: dict[str, Callable] = {
     "ms_ssim": ms_ssim_loss,
     "fft_l1": fft_l1_loss,
 }
+# name -> (loss, the model's estimate it scores, the target it compares it with).
+ESTIMATE_LOSSES: dict[str, tuple[Callable, str, str]] = {
+    "kernel_l1": (kernel_l1_loss, "kernel", "kernel"),
+    "sharp_estimate_l1": (l1_loss, "sharp_estimate", "image"),
+}
 
 
 def check_loss_config(cfg) -> dict[str, float]:
@@ -93,35 +118,49 @@ def check_loss_config(cfg) -> dict[str, float]:
 
     Raises:
       UserError: for an unknown name (listing the valid ones), a negative or non-finite weight,
-        or no term with a positive weight.
+        or no image loss with a positive weight.
     """
     weights = {}
+    known = {**LOSSES, **ESTIMATE_LOSSES}
     for name, weight in cfg.items():
-        if name not in LOSSES:
-            raise UserError(f"config.loss.{name}: unknown loss {name!r}; valid names are {sorted(LOSSES)}")
+        if name not in known:
+            raise UserError(f"config.loss.{name}: unknown loss {name!r}; valid names are {sorted(known)}")
         check_positive(weight, f"config.loss.{name}", allow_zero=True)
         if weight:
             weights[name] = float(weight)
-    if not weights:
-        raise UserError(f"config.loss: expected at least one loss with a positive weight, got {dict(cfg.items())}")
+    if not any(name in LOSSES for name in weights):
+        raise UserError(f"config.loss: expected at least one image loss with a positive weight, "
+                        f"got {dict(cfg.items())}")
     return weights
 
 
 def make_loss(cfg) -> Callable:
-    """Builds a weighted sum of ``LOSSES`` from ``{name: weight}`` (a dict or a ConfigDict).
+    """Builds a weighted sum of ``LOSSES`` and ``ESTIMATE_LOSSES`` from ``{name: weight}`` (a dict or a ConfigDict).
 
     Terms with weight 0 are left out, so an ablation can switch one off from the command line.
     ``cfg`` is checked by ``check_loss_config``.
 
     Returns:
-      ``loss(pred, target) -> (total, terms)``: ``total`` the weighted sum, ``terms`` a dict of
-      the unweighted value of each active term by name, for logging.
+      ``loss(outputs, targets) -> (total, terms)`` on dicts holding ``'image'`` (and what the
+      estimate losses score): ``total`` the weighted sum, ``terms`` a dict of the unweighted value
+      of each active term by name, for logging.
     """
     weights = check_loss_config(cfg)
 
-    def loss(pred, target):
-        terms = {name: LOSSES[name](pred, target) for name in weights}
+    def term(name, outputs, targets):
+        if name in LOSSES:
+            return LOSSES[name](outputs["image"], targets["image"])
+        fn, estimate, target = ESTIMATE_LOSSES[name]
+        return fn(outputs[estimate], targets[target])
+
+    def loss(outputs, targets):
+        terms = {name: term(name, outputs, targets) for name in weights}
         total = sum(weight * terms[name] for name, weight in weights.items())
         return total, terms
 
     return loss
+
+
+def estimates_scored(cfg) -> set[str]:
+    """The model estimates that the loss config ``cfg`` scores (the model must make them)."""
+    return {ESTIMATE_LOSSES[name][1] for name, weight in cfg.items() if weight and name in ESTIMATE_LOSSES}

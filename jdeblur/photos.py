@@ -184,8 +184,8 @@ def check_tiling(size_multiple: int, *, tile, max_pixels: int, overlap: int) -> 
 
 
 def deblur_files(workdir, input_spec: str, output_dir, *, tile=None, max_pixels=1024 * 1024, overlap=64,
-                 ensemble=False, which="best", overwrite=False, skip_existing=False,
-                 progress=True) -> list[pathlib.Path]:
+                 ensemble=False, which="best", overwrite=False, skip_existing=False, progress=True,
+                 kernel=None, noise_sigma=None) -> list[pathlib.Path]:
     """Deblurs every image named by ``input_spec`` with a trained run; returns the written paths.
 
     ``skip_existing`` leaves the results already in ``output_dir`` as they are and deblurs the
@@ -193,17 +193,28 @@ def deblur_files(workdir, input_spec: str, output_dir, *, tile=None, max_pixels=
     atomically, so every result there is whole).
 
     Everything is checked before anything is written: the workdir and its checkpoint, the inputs
-    (each decoded once), the output names and folder. Then images are read, restored and written
-    one at a time (memory stays that of the largest image), each result atomically. Images are
-    reflect-padded to multiples of ``COMPILE_MULTIPLE`` and cropped back (see there).
+    (each decoded once), the output names and folder, the kernel. Then images are read, restored
+    and written one at a time (memory stays that of the largest image), each result atomically.
+    Images are reflect-padded to multiples of ``COMPILE_MULTIPLE`` and cropped back (see there).
+
+    A non-blind model (``jdeblur.models.unfolded``) needs ``kernel``: a kernel file
+    (``jdeblur.kernel_files``) applied to every input, no larger than any of them; and the noise
+    level, ``noise_sigma`` (in [0, 1] units), or, when None, each image's own estimate
+    (``jdeblur.physics.noise.estimate_noise_sigma``, Donoho's wavelet estimator), printed.
     """
     import tqdm
 
     from jdeblur import infer
     from jdeblur import workdir as workdirs
+    from jdeblur.kernel_files import check_kernel_fits, read_kernel
+    from jdeblur.models.registry import model_inputs
 
     workdirs.load_config(workdir)
     workdirs.choose_step(workdir, which)
+    kernel = None if kernel is None else read_kernel(kernel)
+    if noise_sigma is not None and not 0 <= noise_sigma < 1:
+        raise UserError(f"--noise-sigma {noise_sigma}: expected a standard deviation in [0, 1) "
+                        "(a fraction of the pixel range: 0.01 is 2.55 grey levels of 8 bits)")
     inputs = collect_inputs(input_spec)
     output_dir = pathlib.Path(output_dir)
     outputs = plan_outputs(inputs, output_dir, overwrite=overwrite, skip_existing=skip_existing)
@@ -221,17 +232,33 @@ def deblur_files(workdir, input_spec: str, output_dir, *, tile=None, max_pixels=
     with tqdm.tqdm(inputs, desc="check inputs", unit="image", leave=False, dynamic_ncols=True,
                    disable=True if not progress or len(inputs) < 50 else None) as bar:
         for path in bar:
-            read_photo(path)  # fail on a bad file before spending time on the good ones
+            image = read_photo(path)  # fail on a bad file before spending time on the good ones
+            if kernel is not None:
+                check_kernel_fits(kernel, image.shape, f"--input {path}")
     config, model, params, step = workdirs.load_trained(workdir, which)
+    nonblind = "kernel" in model_inputs(model)
+    if nonblind and kernel is None:
+        raise UserError(f"--workdir {workdir}: its model ({config.model.name}) is non-blind; give the blur "
+                        "with --kernel FILE (.npy or a grayscale PNG/TIFF)")
+    if kernel is not None and not nonblind:
+        raise UserError(f"--kernel: the model of {workdir} ({config.model.name}) is blind and estimates the "
+                        "blur itself; drop --kernel, or use a non-blind run")
+    if nonblind and ensemble:
+        raise UserError("--ensemble: the self-ensemble rotates the image but not its kernel; it is for blind models")
     check_tiling(model.size_multiple, tile=tile, max_pixels=max_pixels, overlap=overlap)
     output_dir.mkdir(parents=True, exist_ok=True)
-    apply_fn = infer.model_apply_fn(model, params)
+    apply_fn = None if nonblind else infer.model_apply_fn(model, params)
     multiple = math.lcm(COMPILE_MULTIPLE, model.size_multiple)
     with tqdm.tqdm(zip(inputs, outputs), total=len(inputs), desc="deblur", unit="image", dynamic_ncols=True,
                    disable=not progress) as bar:
         for source, target in bar:
             photo = read_photo_with_metadata(source)
             height, width = photo.pixels.shape[:2]
+            if nonblind:
+                sigma = noise_sigma if noise_sigma is not None else estimate_photo_noise(photo.pixels)
+                if noise_sigma is None:
+                    bar.write(f"{source}: estimated noise sigma {sigma:.4f} ({sigma * 255:.2f} of 255)")
+                apply_fn = infer.model_apply_fn(model, params, kernel=kernel, noise_sigma=sigma)
             restored = infer.restore(apply_fn, pad_to_multiple(photo.pixels, multiple),
                                      size_multiple=model.size_multiple, tile=tile, max_pixels=max_pixels,
                                      overlap=overlap, ensemble=ensemble)
@@ -240,3 +267,13 @@ def deblur_files(workdir, input_spec: str, output_dir, *, tile=None, max_pixels=
     done = f"{len(outputs)} image(s) deblurred with {workdir} (checkpoint {step}) into {output_dir}"
     print(done + (f"; {skipped} already there, skipped" if skipped else ""))
     return outputs
+
+
+def estimate_photo_noise(image: np.ndarray) -> float:
+    """The noise level of a photo as read (HW or HWC, 8/16-bit or float; alpha ignored), in [0, 1] units."""
+    from jdeblur.physics.noise import estimate_noise_sigma
+
+    array = image[..., None] if image.ndim == 2 else image
+    colour = array[..., :3] if array.shape[-1] >= 3 else array[..., :1]
+    scale = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(colour.dtype, 1.0)
+    return float(estimate_noise_sigma(colour.astype(np.float32) / scale))

@@ -216,6 +216,21 @@ def family_prefix(family: str) -> str:
     return f"{FAMILY}{family}/"
 
 
+NOISE_GROUP = "noise "
+
+
+def scored_groups(final: dict) -> dict[str, dict]:
+    """The image groups a run scored apart, each a table: its blur families (``by_family``), then,
+    where it scored the noise-by-family grid (``by_noise``, ``jdeblur.train.gains``), the in-family
+    and out-of-family kernels at each noise level of its eval split (``'noise 0.01 in_family'``)."""
+    groups = dict(sorted(final.get("by_family", {}).items()))
+    for label, entry in final.get("by_noise", {}).get(final.get("split"), {}).items():
+        for kind in ("in_family", "out_of_family"):
+            if kind in entry:
+                groups[f"{NOISE_GROUP}{label} {kind}"] = entry[kind]
+    return groups
+
+
 def gather(root) -> tuple[list[dict], str]:
     """Per point: mean and standard deviation over seeds of every (method, metric); and the convention.
 
@@ -243,9 +258,10 @@ def gather(root) -> tuple[list[dict], str]:
             for metric in values:
                 samples = [f["results"][method][metric] for f in finals_of_point if method in f["results"]]
                 _mean_and_std(row, f"{method}/{metric}", samples)
-        families = sorted({family for f in finals_of_point for family in f.get("by_family", {})})
+        groups = [scored_groups(f) for f in finals_of_point]
+        families = list(dict.fromkeys(name for g in groups for name in g))
         for family in families:
-            tables = [f["by_family"][family] for f in finals_of_point if family in f.get("by_family", {})]
+            tables = [g[family] for g in groups if family in g]
             prefix = family_prefix(family)
             row[f"{prefix}seeds"] = len(tables)
             for method, values in tables[0].items():
@@ -284,7 +300,8 @@ def write_report(root) -> dict[str, pathlib.Path]:
     """Writes ``report.md``, ``report.csv`` and ``report.png`` for the sweep under ``root``.
 
     The markdown has the table over all test images, then one table per blur family when the
-    runs scored families separately.
+    runs scored families separately, and per noise level (in-family and out-of-family kernels)
+    when they scored the noise-by-family grid.
     """
     root = pathlib.Path(root)
     rows, convention = gather(root)
@@ -293,7 +310,12 @@ def write_report(root) -> dict[str, pathlib.Path]:
     families = list(dict.fromkeys(c.split("/")[0].removeprefix(FAMILY) for row in rows for c in row
                                   if c.startswith(FAMILY)))
     for family in families:
-        lines += ["", f"Blur family `{family}` (seeds: the runs whose test images included it):", ""]
+        if family.startswith(NOISE_GROUP):
+            label, kind = family.removeprefix(NOISE_GROUP).split(" ")
+            level = "the experiment's noise range" if label == "range" else f"noise sigma {label}"
+            lines += ["", f"Kernels {kind.replace('_', '-')}, {level} (deblurring apart from denoising):", ""]
+        else:
+            lines += ["", f"Blur family `{family}` (seeds: the runs whose test images included it):", ""]
         lines += _table_lines(rows, family_prefix(family))
     paths = {"md": root / "report.md", "csv": root / "report.csv", "png": root / "report.png"}
     write_text(paths["md"], "\n".join(lines) + "\n")
@@ -315,7 +337,8 @@ def _plot(rows: list[dict], convention: str, path: pathlib.Path, families: list[
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    panels = [("all test images", "")] + [(f"blur family {f}", family_prefix(f)) for f in families]
+    panels = [("all test images", "")] + [(f if f.startswith(NOISE_GROUP) else f"blur family {f}", family_prefix(f))
+                                          for f in families]
     methods = [c.removesuffix("/psnr") for c in _metric_columns(rows, "") if c.endswith("/psnr")]
     panel_width = max(5, 1.2 * len(rows) * len(methods) / 2)
     columns = min(2, len(panels))

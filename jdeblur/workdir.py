@@ -7,9 +7,11 @@ packages, devices), ``metrics.jsonl`` and ``eval.jsonl`` (the logs), ``checkpoin
 import pathlib
 import sys
 
+import jax
 import ml_collections
 
 from jdeblur.atomic import read_json
+from jdeblur.config import apply_overrides
 from jdeblur.errors import UserError
 from jdeblur.models.registry import build_model
 from jdeblur.train import checkpoint, optim, parallel
@@ -55,8 +57,14 @@ def choose_step(workdir, which: str = "best") -> int:
     return int(which)
 
 
-def load_trained(workdir, which: str = "best"):
-    """Returns (config, model, params, step): the evaluation parameters (the EMA when kept)."""
+def load_trained(workdir, which: str = "best", overrides=()):
+    """Returns (config, model, params, step): the evaluation parameters (the EMA when kept).
+
+    ``overrides`` (``'field=value'`` strings) change the config the run is then used with, e.g.
+    ``model.kwargs={'stages': 8}`` (an unfolded model run for more iterations: plug-and-play
+    with its trained prior) or ``eval.noise_levels=(0.02,)``; ones that would change the shapes of
+    the parameters (``model.kwargs={'width': 64}``) are refused.
+    """
     config = load_config(workdir)
     step = choose_step(workdir, which)
     model = build_model(config.model)
@@ -68,4 +76,13 @@ def load_trained(workdir, which: str = "best"):
         state = manager.restore(step, abstract, mesh, warn=lambda m: print(f"warning: {m}", file=sys.stderr))[0]
     finally:
         manager.close()
+    if overrides:
+        config.lock()
+        apply_overrides(config, overrides)
+        model = build_model(config.model)
+        changed = jax.tree.map(lambda a: a.shape, abstract_state(config, model, tx)["params"])
+        if changed != jax.tree.map(lambda a: a.shape, abstract["params"]):
+            raise UserError(f"{' '.join(overrides)}: changes the shapes of the parameters of {workdir}; "
+                            "expected overrides that the trained parameters still fit (e.g. an unfolded "
+                            "model's stages)")
     return config, model, eval_params(state), step

@@ -89,6 +89,13 @@ def test_runlocal_trains_end_to_end(name, env, data_dir, tmp_path, request):
     families = config["eval"].get("blur_families")  # every test image scored under each of them
     if families:
         assert sorted(final["by_family"]) == sorted(families)
+    levels, outside = config["eval"].get("noise_levels"), config["eval"].get("out_of_family")
+    if levels or outside:  # deblurring apart from denoising: gains by noise level and family
+        by_noise = final["by_noise"][config["data"]["eval_split"]]
+        assert list(by_noise) == [f"{level:g}" for level in levels] + ["range"]
+        for entry in by_noise.values():
+            assert set(entry["families"]) >= set(outside) and finite_metrics(entry["in_family"])
+            assert not outside or finite_metrics(entry["out_of_family"])
 
 
 @pytest.mark.slow

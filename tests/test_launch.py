@@ -110,7 +110,7 @@ TRAIN_ERRORS = {
     "misspelt field": (["--config.train.stpes=3"], ["train.stpes", "did you mean train.steps"]),
     "wrong type": (["--config.train.steps=ten"], ["train.steps=ten", "expected a value of type int"]),
     "bad value": (["--config.train.global_batch=0"], ["config.train.global_batch", "> 0"]),
-    "unknown model": (["--config.model.name=resnet"], ["'resnet'", "valid models: nafnet, unet"]),
+    "unknown model": (["--config.model.name=resnet"], ["'resnet'", "valid models:", "nafnet", "unet", "unfolded"]),
     "unknown model variant": (["--config.model.variant=huge"], ["'huge'", "valid variants:", "tiny"]),
     # Defect: these wrote config.json, run.json and checkpoints/, then failed with a TypeError (exit 1).
     "model width 0": (["--config.model.kwargs={{'width': 0}}"], ["config.model.kwargs.width=0"]),

@@ -96,20 +96,21 @@ def test_make_loss_weighted_sum(rng):
     target = jnp.asarray(rng.random((2, 24, 22, 3)), jnp.float32)
     pred = target + 0.05 * jnp.asarray(rng.standard_normal(target.shape), jnp.float32)
     cfg = {"l1": 1.0, "fft_l1": 0.1, "ssim": 0.5, "mse": 0.0}
-    total, terms = jax.jit(losses.make_loss(cfg))(pred, target)
+    total, terms = jax.jit(losses.make_loss(cfg))({"image": pred}, {"image": target})
     assert set(terms) == {"l1", "fft_l1", "ssim"}  # zero weight: left out
     for name, value in terms.items():
         np.testing.assert_allclose(value, jax.jit(losses.LOSSES[name])(pred, target), rtol=1e-6)
     np.testing.assert_allclose(total, terms["l1"] + 0.1 * terms["fft_l1"] + 0.5 * terms["ssim"], rtol=1e-6)
-    config_dict_total, _ = jax.jit(losses.make_loss(ml_collections.ConfigDict(cfg)))(pred, target)
+    config_dict_total, _ = jax.jit(losses.make_loss(ml_collections.ConfigDict(cfg)))({"image": pred}, {"image": target})
     np.testing.assert_allclose(config_dict_total, total, rtol=1e-6)
 
 
 def test_make_loss_accepts_every_name():
-    loss = losses.make_loss({name: 1.0 for name in losses.LOSSES})
+    loss = losses.make_loss({name: 1.0 for name in {**losses.LOSSES, **losses.ESTIMATE_LOSSES}})
     image = jnp.zeros((1, 161, 161, 1))
-    _, terms = jax.eval_shape(loss, image, image)
-    assert set(terms) == set(losses.LOSSES)
+    outputs = {"image": image, "kernel": jnp.zeros((1, 5, 5)), "sharp_estimate": image}
+    _, terms = jax.eval_shape(loss, outputs, {"image": image, "kernel": jnp.zeros((1, 7, 7))})
+    assert set(terms) == set(losses.LOSSES) | set(losses.ESTIMATE_LOSSES)
 
 
 @pytest.mark.parametrize(
@@ -118,13 +119,29 @@ def test_make_loss_accepts_every_name():
         ({"l1": 1.0, "perceptual": 0.1}, r"unknown loss 'perceptual'; valid names are \['charbonnier', 'fft_l1'"),
         ({"l1": -1.0}, r"config.loss.l1: expected a finite value >= 0"),
         ({"l1": float("nan")}, r"config.loss.l1: expected a finite value"),
-        ({"l1": 0.0}, "at least one loss with a positive weight"),
-        ({}, "at least one loss with a positive weight"),
+        ({"l1": 0.0}, "at least one image loss with a positive weight"),
+        ({}, "at least one image loss with a positive weight"),
+        ({"kernel_l1": 1.0}, "at least one image loss with a positive weight"),
     ],
 )
 def test_make_loss_bad_config_raises(cfg, match):
     with pytest.raises(ValueError, match=match):
         losses.make_loss(cfg)
+
+
+def test_kernel_l1_is_the_l1_distance_of_centred_kernels(rng):
+    pred = rng.random((2, 5, 5))
+    target = rng.random((2, 7, 7))
+    # The 5x5 kernel's centre (2, 2) lands on the 7x7 one's (3, 3): one pixel of border each side.
+    padded = np.zeros((2, 7, 7))
+    padded[:, 1:6, 1:6] = pred
+    want = np.abs(padded - target).sum(axis=(1, 2)).mean()
+    np.testing.assert_allclose(losses.kernel_l1_loss(jnp.asarray(pred), jnp.asarray(target)), want, rtol=1e-6)
+    even = rng.random((1, 4, 4))  # centre (2, 2): one row/column more before it than after
+    padded = np.zeros((1, 7, 7))
+    padded[:, 1:5, 1:5] = even
+    np.testing.assert_allclose(losses.kernel_l1_loss(jnp.asarray(even), jnp.asarray(target[:1])),
+                               np.abs(padded - target[:1]).sum(), rtol=1e-6)
 
 
 def test_bad_inputs_raise():

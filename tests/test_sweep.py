@@ -93,6 +93,25 @@ def test_report_groups_runs_from_printed_commands_and_sorts_points_naturally(tmp
         assert math.isclose(row["model/psnr"], statistics.fmean(psnrs[row["point"]]))
 
 
+def test_report_gains_by_noise_level_in_and_out_of_family(tmp_path):
+    """Runs that scored the noise-by-family grid: a table per noise level and kernel kind."""
+    for seed, gain in enumerate((2.0, 3.0)):
+        write_run(tmp_path, "a", seed, 25.0)
+        final_path = tmp_path / f"a,seed={seed}" / FINAL
+        final = json.loads(final_path.read_text())
+        cell = {"blurred": {"psnr": 27.0, "ssim": 0.6}, "model": {"psnr": 27.0 + gain, "ssim": 0.8}}
+        final["split"] = "test"
+        final["by_noise"] = {"test": {"0.01": {"families": {}, "in_family": cell, "out_of_family": cell}},
+                             "external": {"0.01": {"families": {}, "in_family": cell}}}
+        final_path.write_text(json.dumps(final))
+    row = sweep.gather(tmp_path)[0][0]
+    assert math.isclose(row["family=noise 0.01 in_family/model/psnr"], 29.5)
+    assert math.isclose(row["family=noise 0.01 out_of_family/model/psnr/std"], statistics.stdev([29.0, 30.0]))
+    text = sweep.write_report(tmp_path)["md"].read_text()
+    assert "Kernels in-family, noise sigma 0.01" in text and "Kernels out-of-family, noise sigma 0.01" in text
+    assert "| a | 2 | 27.00 ± 0.00 | 0.6000 ± 0.0000 | 29.50 ± 0.71 |" in text
+
+
 def test_report_refuses_mixed_conventions_and_empty_root(tmp_path):
     with pytest.raises(UserError, match="no finished runs"):
         sweep.gather(tmp_path)

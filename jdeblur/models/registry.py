@@ -1,13 +1,20 @@
-"""Finds a model by name and builds it from a named preset (variant) plus keyword overrides.
+"""Finds a model by name, builds it from a named preset (variant) plus keyword overrides, and calls it.
 
 A model module ``jdeblur.models.<name>`` qualifies when it defines ``VARIANTS`` (preset name ->
 field values) and ``Model(*, variant=None, **kw)``. The registry owns ``config.model``:
 
-- ``name``: a model module (``list_models()``: 'unet', 'nafnet');
+- ``name``: a model module (``list_models()``: 'unet', 'nafnet', 'unfolded', 'blind_unfolded');
 - ``variant``: one of its ``VARIANTS``, or None for the class defaults;
 - ``kwargs``: fields of the model class that override the variant's (e.g. ``{'width': 24}``);
 
 ``build_model(config.model)`` builds it, ``check_model_config(config.model)`` checks it.
+
+The calling convention. A model's ``__call__`` takes the blurred images first, then the other
+observations it declares in its class attribute ``inputs`` (default ``('blurred',)``: a blind
+model), by those names: ``'kernel'`` ((kh, kw) shared, or (N, kh, kw)) and ``'noise_sigma'``
+(a scalar or (N,)) for a non-blind one. It returns the restored images; what else it estimates
+on the way (a blind model's kernel), listed in its class attribute ``estimates``, it sows into
+the ``'intermediates'`` collection under that name, which ``apply_model`` returns beside the image.
 """
 import dataclasses
 import importlib
@@ -78,9 +85,10 @@ def build_variant(module_cls, variants: dict[str, dict], variant: str | None, ov
 
 
 def initialize_abstractly(model) -> None:
-    """Traces ``model.init`` on one image of the smallest size it takes: shapes only, nothing computed."""
-    side = model.size_multiple
-    jax.eval_shape(model.init, jax.random.key(0), jax.ShapeDtypeStruct((1, side, side, 3), jnp.float32))
+    """Traces ``model.init`` on a small input of the sizes it takes: shapes only, nothing computed."""
+    side = model.size_multiple * -(-32 // model.size_multiple)  # room for a blind model's kernel estimate
+    inputs = jax.eval_shape(lambda: example_inputs(model, size=side, kernel_size=5))
+    jax.eval_shape(model.init, jax.random.key(0), *inputs.values())
 
 
 def check_model_config(model_cfg) -> None:
@@ -121,3 +129,34 @@ def check_model_config(model_cfg) -> None:
 
 def _describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {one_line(error)}"
+
+
+def model_inputs(module) -> tuple[str, ...]:
+    """The observations ``module`` takes, in call order (``('blurred',)`` for a blind model)."""
+    return tuple(getattr(module, "inputs", ("blurred",)))
+
+
+def model_estimates(module) -> tuple[str, ...]:
+    """What ``module`` estimates besides the image and sows (e.g. ``('kernel',)``)."""
+    return tuple(getattr(module, "estimates", ()))
+
+
+def apply_model(module, params, inputs: dict) -> dict:
+    """Runs ``module`` on the observations it takes from ``inputs``: ``{'image': ..., **sown}``.
+
+    ``sown`` holds what the model sowed into ``'intermediates'`` (e.g. ``'kernel'``), each the
+    value of its last sow.
+    """
+    args = [inputs[name] for name in model_inputs(module)]
+    image, state = module.apply({"params": params}, *args, mutable=["intermediates"])
+    sown = {name: values[-1] for name, values in state.get("intermediates", {}).items()}
+    return {"image": image, **sown}
+
+
+def example_inputs(module, *, size: int, kernel_size: int, batch: int = 1) -> dict:
+    """Inputs of the shapes the model takes, for initialisation and shape inference."""
+    inputs = {"blurred": jnp.zeros((batch, size, size, 3), jnp.float32),
+              "kernel": jnp.zeros((batch, kernel_size, kernel_size), jnp.float32).at[
+                  :, kernel_size // 2, kernel_size // 2].set(1.0),
+              "noise_sigma": jnp.full((batch,), 0.01, jnp.float32)}
+    return {name: inputs[name] for name in model_inputs(module)}

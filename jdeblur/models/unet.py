@@ -20,6 +20,7 @@ import jax.numpy as jnp
 
 from jdeblur.checks import check_choice
 from jdeblur.models.layers import (
+    TransposeConv2x2,
     activation,
     channel_layer_norm,
     check_image_shape,
@@ -27,7 +28,6 @@ from jdeblur.models.layers import (
     maybe_remat,
     pixel_shuffle,
     pixel_unshuffle,
-    TransposeConv2x2,
 )
 from jdeblur.models.registry import build_variant
 
@@ -158,10 +158,13 @@ class UNet(nn.Module):
         return self._conv(x.shape[-1], (1, 1), name)(jnp.concatenate([x, skip], axis=-1))
 
     @nn.compact
-    def __call__(self, images):
+    def __call__(self, images, condition=None):
+        """Restores NHWC ``images``; ``condition`` (N, H, W, c), e.g. a noise-level map, enters
+        beside them (concatenated on the channels) and is not part of the output."""
         check_image_shape(images, self.size_multiple)
         images = jnp.asarray(images, jnp.float32)
-        x = pixel_unshuffle(images, self.unshuffle) if self.unshuffle > 1 else images
+        x = images if condition is None else jnp.concatenate([images, jnp.asarray(condition, jnp.float32)], -1)
+        x = pixel_unshuffle(x, self.unshuffle) if self.unshuffle > 1 else x
         x = self._conv(self.width, (3, 3), "intro")(x.astype(self.dtype))
         skips = []
         for level in range(self.depth):

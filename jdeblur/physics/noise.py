@@ -97,6 +97,39 @@ def sample_noise_levels(key, n: int, *, low, high, log_uniform: bool = False):
     return jax.random.uniform(key, (n,), minval=low, maxval=high)
 
 
+# The median absolute value of a zero-mean Gaussian is this many standard deviations.
+_MAD_TO_SIGMA = 0.6744897501960817
+
+
+def estimate_noise_sigma(x):
+    """Estimates white Gaussian noise's standard deviation from the image itself, per image.
+
+    Donoho's wavelet estimator (Donoho & Johnstone 1994, as in
+    ``skimage.restoration.estimate_sigma``): the median absolute value of the finest diagonal
+    Haar detail, ``(a - b - c + d) / 2`` over each 2x2 block, divided by 0.6745, the median of
+    ``|N(0, 1)|``. That band holds little of a natural image (less still of a blurred one, whose
+    fine detail the blur removed), so its values are mostly noise, and the median ignores the
+    few edges that remain. Channels are averaged. Biased upwards by sharp texture and downwards
+    by 8-bit rounding when the noise is below about one grey level.
+
+    Args:
+      x: image (H, W, C) or batch (B, H, W, C), H and W at least 2.
+
+    Returns:
+      float32 scalar for an image, (B,) for a batch.
+    """
+    _check_image(x)
+    if min(jnp.shape(x)[-3:-1]) < 2:
+        raise ValueError(f"x: expected at least 2x2 pixels to estimate noise, got shape {tuple(jnp.shape(x))}")
+    x = jnp.asarray(x, jnp.float32)
+    height, width = (s // 2 * 2 for s in x.shape[-3:-1])
+    blocks = x[..., :height, :width, :]
+    diagonal = (blocks[..., 0::2, 0::2, :] - blocks[..., 1::2, 0::2, :] - blocks[..., 0::2, 1::2, :]
+                + blocks[..., 1::2, 1::2, :]) / 2
+    flat = jnp.moveaxis(diagonal, -1, -3).reshape(*diagonal.shape[:-3], diagonal.shape[-1], -1)
+    return jnp.mean(jnp.median(jnp.abs(flat), axis=-1), axis=-1) / _MAD_TO_SIGMA
+
+
 def _straight_through(x, value):
     """Returns ``value`` exactly, with the derivative of ``x`` (a straight-through estimator)."""
     return _value_with_gradient_of(x, jax.lax.stop_gradient(value))

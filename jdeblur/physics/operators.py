@@ -107,6 +107,32 @@ def crop_valid(x, kernel_shape):
     return x[..., rows, cols, :]
 
 
+def psf2otf(kernel, shape):
+    """Optical transfer function of a kernel on an image grid, as a half spectrum (``rfft2``).
+
+    The kernel is zero-padded to ``shape`` and rolled so that its centre, index
+    ``(kh // 2, kw // 2)``, sits at the origin (as ``skimage.restoration.uft.ir2tf``): a product
+    with the OTF in the Fourier domain is then a circular convolution centred like
+    ``scipy.ndimage.convolve``.
+
+    Args:
+      kernel: (..., kh, kw) kernel(s), no larger than ``shape``.
+      shape: (H, W), the image size.
+
+    Returns:
+      Complex array of shape (..., H, W // 2 + 1).
+    """
+    kernel = jnp.asarray(kernel)
+    kh, kw = kernel.shape[-2:]
+    height, width = shape
+    if kh > height or kw > width:
+        raise ValueError(f"kernel: expected a kernel no larger than {(height, width)}, got {(kh, kw)}")
+    pad = [(0, 0)] * (kernel.ndim - 2) + [(0, height - kh), (0, width - kw)]
+    padded = jnp.pad(kernel, pad)
+    centred = jnp.roll(padded, (-(kh // 2), -(kw // 2)), axis=(-2, -1))
+    return jnp.fft.rfft2(centred)
+
+
 # Jitted so that an eager call compiles once per shape instead of dispatching every tap's slice.
 @functools.partial(jax.jit, static_argnames=("boundary", "method"))
 def _blur_batch(x, k, *, boundary, method):

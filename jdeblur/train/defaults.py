@@ -26,7 +26,7 @@ from jdeblur.data.datasets import PAIRED
 from jdeblur.errors import UserError
 from jdeblur.models import registry
 from jdeblur.physics import degrade
-from jdeblur.train import evaluate, init_from, optim, parallel, step
+from jdeblur.train import evaluate, gains, init_from, optim, parallel, step
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -34,15 +34,17 @@ def base_config() -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
     c.seed = 0  # the one seed: split into the init, data and step streams (jdeblur.train.loop)
     c.model = ml_collections.ConfigDict(dict(
-        name="unet",       # a module of jdeblur/models (models.list_models()): 'unet' or 'nafnet'
+        name="unet",       # a module of jdeblur/models (models.list_models()): 'unet', 'nafnet',
+                           # 'unfolded' (non-blind), 'blind_unfolded'
         variant="small",   # one of the model's VARIANTS presets; None: the class defaults
         kwargs=ml_collections.ConfigDict(),  # fields of the model class overriding the variant's
     ))
     c.data = pipeline.default_data_config()
     c.degrade = degrade.default_degrade_config()
     # loss.NAME: the weight of each of losses.LOSSES (l1, mse, charbonnier, psnr, ssim, ms_ssim,
-    # fft_l1) in the training loss; 0 switches a term off. Default: Charbonnier alone.
-    c.loss = ml_collections.ConfigDict({name: 0.0 for name in losses.LOSSES})
+    # fft_l1) in the training loss, and of losses.ESTIMATE_LOSSES (kernel_l1, sharp_estimate_l1:
+    # what a blind unfolded model estimates on the way); 0 switches a term off. Default: Charbonnier.
+    c.loss = ml_collections.ConfigDict({name: 0.0 for name in {**losses.LOSSES, **losses.ESTIMATE_LOSSES}})
     c.loss.charbonnier = 1.0
     c.optim = optim.default_optim_config()
     c.train = ml_collections.ConfigDict(dict(
@@ -74,6 +76,11 @@ def base_config() -> ml_collections.ConfigDict:
         # training's alone. (Workdirs made before this field drew them from the experiment's seed.)
         seed=0,
         draws=1,               # degradations of each test image (per family); more: a steadier mean
+        # Deblurring, not denoising (jdeblur.train.gains): at the end of training, every test image is
+        # also scored under each family at these fixed noise levels (same kernels at every level),
+        # and under these families that training never draws from; final.json's by_noise.
+        noise_levels=(),       # e.g. (0.0, 0.01)
+        out_of_family=(),      # e.g. ('disk', 'gp_motion'); must not be among degrade.blur.families
         max_pixels=1024 * 1024,  # per model call; larger images are tiled
         overlap=64,            # pixels shared by neighbouring tiles
         ensemble=False,        # average over the 8 flips and rotations (8x the time)
@@ -120,3 +127,23 @@ def validate(config) -> None:
     if config.data.name not in PAIRED:  # real pairs are not degraded
         degrade.check_degrade_config(config.degrade, patch_size=config.data.patch_size)
     evaluate.check_eval_config(config.eval)
+    if config.data.name not in PAIRED:
+        gains.check_eval_grid(config)
+    _check_model_fits_data(config, model)
+
+
+def _check_model_fits_data(config, model) -> None:
+    """A non-blind model needs synthetic blur (true kernels); an estimate loss, a model that makes it."""
+    if "kernel" in registry.model_inputs(model) and config.data.name in PAIRED:
+        raise UserError(f"config.model.name={config.model.name!r}: a non-blind model is given each image's "
+                        f"kernel, which real pairs ({config.data.name}) do not have; expected synthetic blur")
+    for name, weight in config.loss.items():
+        if not weight or name not in losses.ESTIMATE_LOSSES:
+            continue
+        estimate, target = losses.ESTIMATE_LOSSES[name][1:]
+        if estimate not in registry.model_estimates(model):
+            raise UserError(f"config.loss.{name}={weight}: {config.model.name} makes no {estimate} to score; "
+                            f"expected 0, or a model that estimates one (blind_unfolded)")
+        if target == "kernel" and config.data.name in PAIRED:
+            raise UserError(f"config.loss.{name}={weight}: real pairs ({config.data.name}) have no true "
+                            "kernels; expected 0")

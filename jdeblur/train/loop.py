@@ -41,10 +41,10 @@ from jdeblur.data import dead_leaves
 from jdeblur.data.datasets import PAIRED
 from jdeblur.data.pipeline import DevicePrefetchIterator, make_batches
 from jdeblur.errors import RunFailed, UserError
-from jdeblur.models.registry import build_model
+from jdeblur.models.registry import apply_model, build_model
 from jdeblur.physics.degrade import SHARP_STREAM, degrade, sharp_target, valid_margin
 from jdeblur.train import evaluate as evaluation
-from jdeblur.train import init_from, optim, parallel, provenance, workdir_lock
+from jdeblur.train import gains, init_from, optim, parallel, provenance, workdir_lock
 from jdeblur.train.checkpoint import Checkpointer
 from jdeblur.train.defaults import validate
 from jdeblur.train.logger import MetricLogger, plot_curves, read_jsonl
@@ -78,7 +78,7 @@ def build_train_step(config, mesh, model, tx, schedule, *, prepare=None):
     benchmarks time the step without degradation that way.
     """
     step_fn = make_train_step(
-        apply_fn=lambda params, x: model.apply({"params": params}, x),
+        apply_fn=lambda params, inputs: apply_model(model, params, inputs),
         loss_fn=losses.make_loss(config.loss), tx=tx, schedule=schedule,
         prepare=prepare or make_prepare(config), microbatches=config.train.microbatches,
         ema_decay=config.train.ema_decay, skip_nonfinite=config.train.nonfinite == "skip",
@@ -149,11 +149,17 @@ def input_margin(config) -> int:
 
 
 def make_prepare(config):
-    """``prepare(keys, batch) -> (inputs, targets)`` on the device, one key per image."""
+    """``prepare(keys, batch) -> (inputs, targets)`` on the device, one key per image.
+
+    ``inputs`` holds the observations (``'blurred'``, and for synthetic blur the true ``'kernel'``
+    and ``'noise_sigma'``, which non-blind models take); ``targets`` the sharp ``'image'`` (and
+    the true ``'kernel'``, which kernel losses compare a blind model's estimate with).
+    """
     if is_paired(config):
         def prepare_pairs(keys, batch):
             del keys
-            return batch["blurred"].astype(jnp.float32) / 255.0, batch["sharp"].astype(jnp.float32) / 255.0
+            return ({"blurred": batch["blurred"].astype(jnp.float32) / 255.0},
+                    {"image": batch["sharp"].astype(jnp.float32) / 255.0})
 
         return prepare_pairs
     degrade_cfg = config.degrade
@@ -167,10 +173,26 @@ def make_prepare(config):
             sharp = jax.vmap(lambda k, x: dead_leaves.substitute(
                 jax.random.fold_in(k, SHARP_STREAM), x, fraction=leaves_fraction, **leaves))(keys, sharp)
         # Per-image keys make each image's degradation independent of how the batch is split.
-        blurred = jax.vmap(lambda k, x: degrade(k, x[None], degrade_cfg)[0][0])(keys, sharp)
-        return blurred, sharp_target(sharp, degrade_cfg)
+        blurred, kernel, noise_sigma = jax.vmap(
+            lambda k, x: jax.tree.map(lambda a: a[0], degrade(k, x[None], degrade_cfg)))(keys, sharp)
+        inputs = {"blurred": blurred, "kernel": kernel, "noise_sigma": noise_sigma}
+        return inputs, {"image": sharp_target(sharp, degrade_cfg), "kernel": kernel}
 
     return prepare_synthetic
+
+
+def _score_gains(config, model, params, split, workdir, logger) -> dict:
+    """The noise-by-family grid of ``split`` (``jdeblur.train.gains``), written as ``gains_<split>.md``."""
+    convention = config.eval.convention
+    grid = evaluation.make_grid_items(config, split)
+    logger.write(f"scoring split {split} by noise level and blur family ({len(grid)} cells)")
+    by_noise = evaluation.score_grid(model, params, grid, config, convention=convention,
+                                     cache_dir=workdir / "baselines_grid" / f"{split}_{convention}")
+    if jax.process_index() == 0:
+        write_text(workdir / f"gains_{split}.md", gains.format_gains(
+            by_noise, config, convention=convention, model=gains.model_label(model),
+            title=f"split {split}, step {config.train.steps}") + "\n")
+    return by_noise
 
 
 def train_and_evaluate(config, workdir, *, stop_after: int | None = None) -> dict | None:
@@ -260,8 +282,10 @@ def _train_in_locked_workdir(config, workdir, *, stop_after, mesh, streams, mode
                                                         baselines=baselines, convention=convention)
         logger.evaluation(step, table, convention)
         if main_process:
-            evaluation.save_sample_grid(items, restored, workdir / "samples" / f"step_{step:07d}.png",
-                                        count=eval_cfg.samples)
+            shown = [items[i] for i in range(min(len(items), eval_cfg.samples))]
+            evaluation.save_sample_grid(shown, restored, workdir / "samples" / f"step_{step:07d}.png",
+                                        count=eval_cfg.samples,
+                                        kernels=evaluation.estimated_kernels(model, eval_params(state), shown))
         return table, families
 
     # Throughput of the steps timed in this process since the last log line or evaluation.
@@ -325,7 +349,11 @@ def _train_in_locked_workdir(config, workdir, *, stop_after, mesh, streams, mode
         table, families = run_evaluation(train_cfg.steps)
     checkpoints.close()
     final = {"step": train_cfg.steps, "convention": convention, "results": table, "by_family": families,
-             "split": config.data.eval_split, "splits": {}}
+             "split": config.data.eval_split, "splits": {}, "model_label": gains.model_label(model)}
+    if gains.enabled(config):
+        final["by_noise"] = {}
+        for split in (config.data.eval_split, *eval_cfg.final_splits):
+            final["by_noise"][split] = _score_gains(config, model, eval_params(state), split, workdir, logger)
     for split in eval_cfg.final_splits:
         extra = evaluation.make_eval_items(config, split)
         extra_baselines = evaluation.cached_baseline_scores(extra, eval_cfg, convention,

@@ -8,6 +8,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from jdeblur.models.registry import example_inputs
+
 
 def create_state(params, tx: optax.GradientTransformation, *, ema: bool) -> dict:
     """The initial train state for ``params``; ``ema`` adds a parameter average starting at params."""
@@ -18,8 +20,8 @@ def create_state(params, tx: optax.GradientTransformation, *, ema: bool) -> dict
 
 
 def _init_params(config, model, key):
-    size = config.data.patch_size
-    return model.init(key, jnp.zeros((1, size, size, 3), jnp.float32))["params"]
+    inputs = example_inputs(model, size=config.data.patch_size, kernel_size=config.degrade.blur.size)
+    return model.init(key, *inputs.values())["params"]
 
 
 def initial_state(config, model, tx, key):

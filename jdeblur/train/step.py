@@ -56,12 +56,14 @@ def make_train_step(
     """Builds ``step_fn(state, batch, key) -> (state, metrics)`` for one device's share of a batch.
 
     Args:
-      apply_fn: ``apply_fn(params, inputs) -> predictions``.
-      loss_fn: ``loss_fn(pred, target) -> (scalar, dict of named terms)``, a mean over images.
+      apply_fn: ``apply_fn(params, inputs) -> outputs``, a dict holding the restored ``'image'``
+        and whatever else the model estimates (``jdeblur.models.registry.apply_model``).
+      loss_fn: ``loss_fn(outputs, targets) -> (scalar, dict of named terms)``, a mean over images.
       tx: the optimizer.
       schedule: its learning-rate schedule, logged as ``lr``.
       prepare: ``prepare(keys, batch) -> (inputs, targets)`` with one key per image: turns the
-        input pipeline's batch into network inputs on the device (e.g. synthetic degradation).
+        input pipeline's batch into network inputs on the device (e.g. synthetic degradation);
+        both are dicts of per-image arrays, ``targets['image']`` the sharp images.
       microbatches: the device's share is split into this many chunks whose gradients are
         accumulated, for when a device cannot hold its whole share at once.
       ema_decay: decay of the parameter average (0 keeps none).
@@ -76,9 +78,9 @@ def make_train_step(
     """
 
     def loss_and_metrics(params, inputs, targets):
-        pred = apply_fn(params, inputs)
-        loss, terms = loss_fn(pred, targets)
-        psnr = jnp.mean(metrics.psnr(jnp.clip(pred, 0.0, 1.0), targets))
+        outputs = apply_fn(params, inputs)
+        loss, terms = loss_fn(outputs, targets)
+        psnr = jnp.mean(metrics.psnr(jnp.clip(outputs["image"], 0.0, 1.0), targets["image"]))
         return loss, {"loss": loss, "psnr": psnr, **{f"loss_{k}": v for k, v in terms.items()}}
 
     grad_fn = jax.grad(loss_and_metrics, has_aux=True)
@@ -91,15 +93,17 @@ def make_train_step(
             )
         inputs, targets = prepare(image_keys(key, state["step"], num_local, axis_name), batch)
 
-        def split(x):
-            return x.reshape(microbatches, num_local // microbatches, *x.shape[1:])
+        def split(tree):
+            chunks = jax.tree.map(lambda x: x.reshape(microbatches, num_local // microbatches, *x.shape[1:]), tree)
+            return [jax.tree.map(lambda x, i=i: x[i], chunks) for i in range(microbatches)]
 
         params = state["params"]
         # Gradients of the device's own loss: without marking the replicated params as varying,
         # shard_map would transpose their implicit broadcast into a psum (a sum over devices, not
         # the mean) and pmap would not, so the two paths would disagree.
         local_params = jax.lax.pcast(params, axis_name, to="varying")
-        zero_stats = jax.eval_shape(loss_and_metrics, params, inputs[:1], targets[:1])[1]
+        first = jax.tree.map(lambda x: x[:1], (inputs, targets))
+        zero_stats = jax.eval_shape(loss_and_metrics, params, *first)[1]
         zeros = jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), (params, zero_stats))
         zeros = jax.lax.pcast(zeros, axis_name, to="varying")
         # A Python loop, not lax.scan: XLA:CPU runs the convolutions inside a scan an order of

@@ -4,7 +4,7 @@ import ml_collections
 import pytest
 
 from jdeblur.errors import UserError
-from jdeblur.models import nafnet, unet
+from jdeblur.models import nafnet, unet, unfolded
 from jdeblur.models.registry import check_model_config, get_model, list_models
 
 
@@ -12,6 +12,7 @@ def test_list_models_names_every_model_with_its_variants():
     models = list_models()
     assert models["unet"] == list(unet.VARIANTS)
     assert models["nafnet"] == list(nafnet.VARIANTS)
+    assert models["unfolded"] == list(unfolded.VARIANTS)
     assert "registry" not in models and "layers" not in models
 
 
@@ -25,7 +26,7 @@ def test_get_model_applies_variant_then_overrides():
 
 
 @pytest.mark.parametrize("call, message", [
-    (lambda: get_model("resnet"), r"model: expected one of \['nafnet', 'unet'\]"),
+    (lambda: get_model("resnet"), r"model: expected one of \['blind_unfolded', 'nafnet', 'unet', 'unfolded'\]"),
     (lambda: get_model("unet", variant="huge"), r"variant: expected one of \['base', 'small', 'tiny'\]"),
     (lambda: get_model("unet", widht=8), r"unknown field\(s\) \['widht'\]; valid fields: .*'width'"),
     (lambda: get_model("unet", norm="batch"), r"norm: expected one of"),
@@ -42,7 +43,8 @@ def model_config(name="unet", variant="tiny", **kwargs):
 
 
 @pytest.mark.parametrize("cfg, message", [
-    (model_config(name="resnet"), r"^config.model.name='resnet': unknown model; valid models: nafnet, unet$"),
+    (model_config(name="resnet"),
+     r"^config.model.name='resnet': unknown model; valid models: blind_unfolded, nafnet, unet, unfolded$"),
     (model_config(variant="huge"), r"^config.model.variant='huge': unknown variant of unet; valid variants: tiny,"),
     (model_config(widht=8), r"^config.model.kwargs: unknown field\(s\) \['widht'\] of unet; valid fields: .*width"),
     (model_config(width=0), r"^config.model.kwargs.width=0: expected int, such as 8 \(variant tiny's\); unet cannot "

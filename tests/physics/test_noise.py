@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from jdeblur.physics.noise import (
+    estimate_noise_sigma,
     gaussian_noise,
     poisson_gaussian_noise,
     poisson_noise,
@@ -158,3 +159,26 @@ def test_sampled_levels_are_uniform_or_log_uniform_in_range(x64):
 def test_bad_levels_raise_naming_the_argument(call, match):
     with pytest.raises(ValueError, match=match):
         call(jax.random.key(0), np.full((2, 4, 4, 3), 0.5, np.float32))
+
+
+@pytest.mark.parametrize("sigma", [0.01, 0.03])
+def test_noise_estimate_of_a_blurred_photo_is_within_ten_percent(sigma):
+    """A photograph, Gaussian-blurred (sigma 1.5), plus known noise: Donoho's estimate recovers it."""
+    import scipy.ndimage
+    import skimage.data
+
+    photo = skimage.data.astronaut()[:256, :256] / 255.0
+    blurred = scipy.ndimage.gaussian_filter(photo, (1.5, 1.5, 0))
+    noisy = blurred + sigma * np.random.default_rng(0).standard_normal(blurred.shape)
+    estimate = float(estimate_noise_sigma(jnp.asarray(noisy, jnp.float32)))
+    assert abs(estimate - sigma) < 0.1 * sigma, estimate
+    # A batch gives each image its own estimate; a noise-free image next to nothing.
+    batch = jnp.asarray(np.stack([noisy, blurred]), jnp.float32)
+    estimates = np.asarray(estimate_noise_sigma(batch))
+    np.testing.assert_allclose(estimates[0], estimate, rtol=1e-6)
+    assert estimates[1] < 0.1 * sigma
+
+
+def test_noise_estimate_refuses_an_image_too_small():
+    with pytest.raises(ValueError, match="at least 2x2"):
+        estimate_noise_sigma(jnp.zeros((1, 5, 3)))

@@ -130,14 +130,16 @@ def test_dead_leaves_replace_a_share_of_targets_and_follow_each_image(rng):
     patches = rng.integers(0, 256, (16, side, side, 3), dtype=np.uint8)
     keys = jax.random.split(jax.random.key(rng.integers(2**31)), len(patches))
     prepare = jax.jit(loop.make_prepare(c))
-    blurred, sharp = prepare(keys, {"sharp": patches})
+    inputs, targets = prepare(keys, {"sharp": patches})
+    blurred, sharp = inputs["blurred"], targets["image"]
     plain = patches[:, 2:-2, 2:-2] / 255.0  # the 'valid' blur's targets without substitution
     replaced = ~np.all(np.isclose(sharp, plain), axis=(1, 2, 3))
     assert 0 < replaced.sum() < len(patches)
     # Substitution draws from the image's own key: the same however the batch is cut.
     for i in np.flatnonzero(replaced)[:1].tolist() + np.flatnonzero(~replaced)[:1].tolist():
-        one_blurred, one_sharp = prepare(keys[i:i + 1], {"sharp": patches[i:i + 1]})
-        np.testing.assert_allclose(one_sharp[0], sharp[i], atol=1e-6)
-        np.testing.assert_allclose(one_blurred[0], blurred[i], atol=1e-5)
+        one_inputs, one_targets = prepare(keys[i:i + 1], {"sharp": patches[i:i + 1]})
+        np.testing.assert_allclose(one_targets["image"][0], sharp[i], atol=1e-6)
+        np.testing.assert_allclose(one_inputs["blurred"][0], blurred[i], atol=1e-5)
+        np.testing.assert_allclose(one_inputs["kernel"][0], inputs["kernel"][i], atol=1e-7)
     c.data.dead_leaves.fraction = 0.0
-    np.testing.assert_allclose(loop.make_prepare(c)(keys, {"sharp": patches})[1], plain, atol=1e-6)
+    np.testing.assert_allclose(loop.make_prepare(c)(keys, {"sharp": patches})[1]["image"], plain, atol=1e-6)

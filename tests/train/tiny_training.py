@@ -18,12 +18,12 @@ class TinyNet(nn.Module):
 MODEL = TinyNet()
 
 
-def apply_fn(params, x):
-    return MODEL.apply({"params": params}, x)
+def apply_fn(params, inputs):
+    return {"image": MODEL.apply({"params": params}, inputs["blurred"])}
 
 
-def loss_fn(pred, target):
-    l1 = jnp.mean(jnp.abs(pred - target))
+def loss_fn(outputs, targets):
+    l1 = jnp.mean(jnp.abs(outputs["image"] - targets["image"]))
     return l1, {"l1": l1}
 
 
@@ -31,7 +31,7 @@ def prepare(keys, batch):
     """Per-image noise from the image's key: the degradation must follow the image, not the device."""
     sharp = batch["sharp"].astype(jnp.float32) / 255.0
     noise = jax.vmap(lambda k: 0.1 * jax.random.normal(k, sharp.shape[1:]))(keys)
-    return sharp + noise, sharp
+    return {"blurred": sharp + noise}, {"image": sharp}
 
 
 def run(batches, *, devices, mode="shard_map", microbatches=1, seed=1, steps=3, skip_nonfinite=False,

@@ -1,0 +1,109 @@
+"""A non-blind run through launch.py: deblur with --kernel files and the noise estimate, bad kernels,
+and eval with overrides (plug-and-play with more stages of the trained prior)."""
+import pathlib
+import subprocess
+import sys
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+
+import launch
+from jdeblur import kernel_files
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+
+
+def launch_py(env, *args, timeout=600):
+    return subprocess.run([sys.executable, "launch.py", *map(str, args)], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def one_line_error(capsys, *argv) -> str:
+    """``launch.main(argv)`` in this process: exit code 2 and one line ``error: ...`` on stderr."""
+    code = launch.main([str(a) for a in argv])
+    stderr = capsys.readouterr().err
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("error: "), stderr[-3000:]
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def nonblind_run(env, data_dir, tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("nonblind") / "run"
+    result = launch_py(env, "train", "--config", "experiments/nonblind.py:runlocal", "--workdir", workdir,
+                       f"--config.data.data_dir={data_dir}", "--config.train.steps=2",
+                       "--config.train.eval_every=2", "--config.train.checkpoint_every=2",
+                       "--config.eval.noise_levels=()", "--config.eval.out_of_family=()")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return workdir
+
+
+@pytest.mark.slow
+def test_deblur_a_folder_with_a_kernel_file_and_bad_kernels(env, nonblind_run, tmp_path, rng, capsys):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    iio.imwrite(photos / "rgb.png", rng.integers(0, 256, (30, 41, 3), dtype=np.uint8))
+    iio.imwrite(photos / "gray16.png", rng.integers(0, 65536, (25, 20), dtype=np.uint16))
+    kernel = np.zeros((5, 5), np.float32)
+    kernel[2, 1:4] = 2.0  # a 3-px horizontal motion, not normalised: the reader does it
+    np.save(tmp_path / "k.npy", kernel)
+    result = launch_py(env, "deblur", "--workdir", nonblind_run, "--input", photos, "--output", tmp_path / "out",
+                       "--kernel", tmp_path / "k.npy")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert iio.imread(tmp_path / "out" / "rgb.png").shape == (30, 41, 3)
+    gray = iio.imread(tmp_path / "out" / "gray16.png")
+    assert gray.shape == (25, 20) and gray.dtype == np.uint16
+    assert result.stdout.count("estimated noise sigma") == 2
+    # Given the noise level, nothing is estimated.
+    again = launch_py(env, "deblur", "--workdir", nonblind_run, "--input", photos / "rgb.png",
+                      "--output", tmp_path / "out2", "--kernel", tmp_path / "k.npy", "--noise-sigma", "0.02")
+    assert again.returncode == 0 and "estimated" not in again.stdout, again.stderr[-3000:]
+
+    iio.imwrite(tmp_path / "big.png", np.full((40, 40), 255, np.uint8))  # larger than gray16.png (25x20)
+    np.save(tmp_path / "negative.npy", -kernel)
+    cases = {
+        "no kernel": ([], ["non-blind", "--kernel FILE"]),
+        "negative": (["--kernel", tmp_path / "negative.npy"], ["negative.npy", "negative values"]),
+        "too large": (["--kernel", tmp_path / "big.png"], ["gray16.png", "smaller than the kernel (40x40)"]),
+        "missing": (["--kernel", tmp_path / "nope.npy"], ["nope.npy", "no such file"]),
+        "bad sigma": (["--kernel", tmp_path / "k.npy", "--noise-sigma", "3"], ["--noise-sigma 3", "[0, 1)"]),
+    }
+    for name, (extra, fragments) in cases.items():
+        out = tmp_path / f"bad_{name.replace(' ', '_')}"
+        line = one_line_error(capsys, "deblur", "--workdir", nonblind_run, "--input", photos, "--output", out, *extra)
+        assert all(str(f) in line for f in fragments), (name, line)
+        assert not out.exists(), name
+
+
+def test_kernel_files_are_read_normalised_and_checked(tmp_path, rng):
+    kernel = rng.random((7, 5))
+    np.save(tmp_path / "k.npy", kernel)
+    np.testing.assert_allclose(kernel_files.read_kernel(tmp_path / "k.npy"), kernel / kernel.sum(), rtol=1e-6)
+    image = rng.integers(0, 65536, (9, 9), dtype=np.uint16)
+    iio.imwrite(tmp_path / "k16.png", image)
+    np.testing.assert_allclose(kernel_files.read_kernel(tmp_path / "k16.png"), image / image.sum(), rtol=1e-6)
+    gray_as_rgb = np.repeat(rng.integers(0, 256, (5, 5, 1), dtype=np.uint8), 3, axis=-1)
+    iio.imwrite(tmp_path / "rgb.png", gray_as_rgb)
+    assert kernel_files.read_kernel(tmp_path / "rgb.png").shape == (5, 5)
+    iio.imwrite(tmp_path / "colour.png", rng.integers(0, 256, (5, 5, 3), dtype=np.uint8))
+    np.save(tmp_path / "empty.npy", np.zeros((0, 3)))
+    np.save(tmp_path / "zeros.npy", np.zeros((3, 3)))
+    np.save(tmp_path / "nan.npy", np.full((3, 3), np.nan))
+    np.save(tmp_path / "cube.npy", np.ones((3, 3, 2)))
+    (tmp_path / "text.png").write_text("not an image")
+    for name, fragment in [("colour.png", "colour kernel"), ("empty.npy", "empty"), ("zeros.npy", "all zeros"),
+                           ("nan.npy", "NaN"), ("cube.npy", "2-D kernel"), ("text.png", "cannot read")]:
+        with pytest.raises(kernel_files.UserError, match=fragment):
+            kernel_files.read_kernel(tmp_path / name)
+
+
+@pytest.mark.slow
+def test_eval_with_more_stages_and_a_refused_override(nonblind_run, capsys):
+    """More stages keep the parameters (the prior is shared): scored, written under its own name."""
+    assert launch.main(["eval", "--workdir", str(nonblind_run), "--config.model.kwargs={'stages': 3}"]) == 0
+    out = capsys.readouterr().out
+    assert "with --config.model.kwargs={'stages': 3}" in out and "| model (true kernel) |" in out
+    assert list(nonblind_run.glob("eval_test_default_*stages*.md"))
+    line = one_line_error(capsys, "eval", "--workdir", nonblind_run, "--config.model.kwargs={'prior_width': 16}")
+    assert "changes the shapes of the parameters" in line
