@@ -163,8 +163,8 @@ def main(argv=None) -> list[dict]:
         print(f"{label}: compiled in {figures['compile_s']:.1f} s, {figures['step_s'] * 1e3:.1f} ms/step, "
               f"{figures['images_per_s']:.1f} images/s", flush=True)
 
-    print(f"\n| model | dtype | kernels | devices | images/step | ms/step | images/s | of bf16 matmul peak "
-          f"| memory (XLA) | peak memory | compile |")
+    print("\n| model | dtype | kernels | devices | images/step | ms/step | images/s | of bf16 matmul peak "
+          "| memory (XLA) | peak memory | compile |")
     print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
         print(f"| {r['model']} | {r['dtype']} | {r['kernels']} | {r['devices']} | {r['images']} | "

@@ -335,13 +335,13 @@ def evaluate_workdir(workdir, *, split=None, convention=None, which="best", max_
     baselines = baseline_scores(items, config.eval, convention)
     table, families, _ = evaluate(model, params, items, config.eval, baselines=baselines, convention=convention)
     title = f"{workdir.name}, checkpoint {step}, split {split}, {len(items)} images"
+    if overrides:
+        title += ", with " + " ".join("--config." + o.removeprefix("--config.") for o in overrides)
     label = gains.model_label(model)
     echo(format_table(table, convention, title=title, model=label))
     # A file name that says which overrides, without dots (the stem takes the .md and .csv suffixes).
     suffix = "".join("_" + re.sub(r"[^0-9A-Za-z]+", "-", o.removeprefix("--config.")).strip("-") for o in overrides)
     stem = f"eval_{split}_{convention}{suffix}"
-    if overrides:
-        title += f", with {' '.join(overrides)}"
     paths = write_table(table, convention, workdir / stem, title=title, model=label)
     result = {"table": table, "by_family": families, "step": step}
     if gains.enabled(config):
