@@ -3,10 +3,11 @@
     python benchmarks/model_cost.py [--size 256] [--models unet nafnet]
 
 Parameters are counted from ``jax.eval_shape`` (nothing is initialised); FLOPs come from XLA's cost
-analysis of the compiled forward pass on one size x size RGB image (``jax.jit(apply).lower(...)
-.compile().cost_analysis()``). XLA counts a multiply-add as 2 FLOPs; papers quote MACs, so the
-table shows both (MACs = FLOPs / 2). Prints a markdown table, with the published parameter counts
-where there are some (NAFNet, Chen et al. 2022) and the ratio to them last.
+analysis of the compiled forward pass (``jax.jit(apply).lower(...).compile().cost_analysis()``) on
+one size x size RGB image, with a 19x19 kernel and the noise level for a non-blind model. XLA
+counts a multiply-add as 2 FLOPs; papers quote MACs, so the table shows both (MACs = FLOPs / 2).
+Prints a markdown table, with the published parameter counts where there are some (NAFNet, Chen et
+al. 2022) and the ratio to them last.
 """
 import argparse
 import os
@@ -14,23 +15,25 @@ import sys
 import time
 
 import jax
-import jax.numpy as jnp
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from jdeblur.models.layers import count_params  # noqa: E402
-from jdeblur.models.registry import get_model, list_models  # noqa: E402
+from jdeblur.models.registry import example_inputs, get_model, list_models  # noqa: E402
 
 # Chen et al. 2022, "Simple Baselines for Image Restoration", GoPro models.
 PUBLISHED_PARAMS = {("nafnet", "width32"): 17.1e6, ("nafnet", "width64"): 67.9e6}
+KERNEL_SIZE = 19
 
 
 def model_cost(name: str, variant: str, size: int) -> dict:
     """Parameters and forward-pass FLOPs (XLA) of one model variant on a 1 x size x size x 3 image."""
     module = get_model(name, variant=variant)
-    image = jax.ShapeDtypeStruct((1, size, size, 3), jnp.float32)
-    variables = jax.eval_shape(module.init, jax.random.key(0), image)
+    # A non-blind model also takes the kernel (KERNEL_SIZE px, the quickstart's) and the noise level.
+    inputs = [jax.ShapeDtypeStruct(x.shape, x.dtype) for x in
+              example_inputs(module, size=size, kernel_size=KERNEL_SIZE).values()]
+    variables = jax.eval_shape(module.init, jax.random.key(0), *inputs)
     start = time.perf_counter()
-    compiled = jax.jit(module.apply).lower(variables, image).compile()
+    compiled = jax.jit(module.apply).lower(variables, *inputs).compile()
     compile_s = time.perf_counter() - start
     analysis = compiled.cost_analysis()
     # Older JAX returned one dict per device program; current JAX returns the dict.

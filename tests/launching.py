@@ -1,6 +1,9 @@
-"""Running ``launch.py`` as a user does (a subprocess in the checkout), and the check of a usage error."""
+"""Running ``launch.py`` as a user does (a subprocess in the checkout, or ``launch.main`` in this
+process), and the check of a usage error."""
 import subprocess
 import sys
+
+import launch
 
 from jdeblur.config import REPO
 
@@ -19,3 +22,12 @@ def assert_usage_error(result, *fragments):
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr[-3000:]
     for fragment in fragments:
         assert fragment in lines[0], f"{fragment!r} not in {lines[0]!r}"
+
+
+def usage_error_in_process(capsys, *argv) -> str:
+    """``launch.main(argv)`` in this process: exit code 2 and one line ``error: ...`` on stderr (returned)."""
+    code = launch.main([str(a) for a in argv])
+    stderr = capsys.readouterr().err
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("error: "), stderr[-3000:]
+    return lines[0]

@@ -29,7 +29,7 @@ from jdeblur.config import REPO
 from jdeblur.png import decode_png
 from jdeblur.train.checkpoint import best_step
 from jdeblur.train.logger import read_jsonl
-from tests.launching import QUICKSTART_LOCAL, assert_usage_error, launch_py
+from tests.launching import QUICKSTART_LOCAL, assert_usage_error, launch_py, usage_error_in_process
 from tests.photo_files import declared_png, write_sample_files
 from tests.processes import hold_in_another_process, wait_until_dead
 from tests.train.checkpoint_damage import flip_middle_byte, largest_array_file
@@ -93,15 +93,6 @@ def test_no_subcommand_validates_before_creating_a_workdir(env):
     result = launch_py(env, "--config.model.name=resnet", timeout=120)
     assert_usage_error(result, "config.model.name='resnet'", "nafnet", "unet")
     assert (sorted((REPO / "runs").glob("*")) if (REPO / "runs").exists() else []) == before
-
-
-def usage_error_in_process(capsys, *argv) -> str:
-    """``launch.main(argv)`` in this process: exit code 2 and one line ``error: ...`` on stderr (returned)."""
-    code = launch.main([str(a) for a in argv])
-    stderr = capsys.readouterr().err
-    lines = [line for line in stderr.splitlines() if line.strip()]
-    assert code == 2 and len(lines) == 1 and lines[0].startswith("error: "), stderr[-3000:]
-    return lines[0]
 
 
 TRAIN_ERRORS = {

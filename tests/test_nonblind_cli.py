@@ -1,31 +1,12 @@
 """A non-blind run through launch.py: deblur with --kernel files and the noise estimate, bad kernels,
 and eval with overrides (plug-and-play with more stages of the trained prior)."""
-import pathlib
-import subprocess
-import sys
-
 import imageio.v3 as iio
 import numpy as np
 import pytest
 
 import launch
 from jdeblur import kernel_files
-
-REPO = pathlib.Path(__file__).resolve().parent.parent
-
-
-def launch_py(env, *args, timeout=600):
-    return subprocess.run([sys.executable, "launch.py", *map(str, args)], cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=timeout)
-
-
-def one_line_error(capsys, *argv) -> str:
-    """``launch.main(argv)`` in this process: exit code 2 and one line ``error: ...`` on stderr."""
-    code = launch.main([str(a) for a in argv])
-    stderr = capsys.readouterr().err
-    lines = [line for line in stderr.splitlines() if line.strip()]
-    assert code == 2 and len(lines) == 1 and lines[0].startswith("error: "), stderr[-3000:]
-    return lines[0]
+from tests.launching import launch_py, usage_error_in_process
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +21,7 @@ def nonblind_run(env, data_dir, tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_deblur_a_folder_with_a_kernel_file_and_bad_kernels(env, nonblind_run, tmp_path, rng, capsys):
+def test_deblur_a_folder_with_a_kernel_file_and_bad_kernels(nonblind_run, tmp_path, rng, capsys):
     photos = tmp_path / "photos"
     photos.mkdir()
     iio.imwrite(photos / "rgb.png", rng.integers(0, 256, (30, 41, 3), dtype=np.uint8))
@@ -48,17 +29,19 @@ def test_deblur_a_folder_with_a_kernel_file_and_bad_kernels(env, nonblind_run, t
     kernel = np.zeros((5, 5), np.float32)
     kernel[2, 1:4] = 2.0  # a 3-px horizontal motion, not normalised: the reader does it
     np.save(tmp_path / "k.npy", kernel)
-    result = launch_py(env, "deblur", "--workdir", nonblind_run, "--input", photos, "--output", tmp_path / "out",
-                       "--kernel", tmp_path / "k.npy")
-    assert result.returncode == 0, result.stderr[-3000:]
+    # In this process (its compiled programs shared by the calls), as a user's launch.py runs it.
+    assert launch.main(["deblur", "--workdir", str(nonblind_run), "--input", str(photos),
+                        "--output", str(tmp_path / "out"), "--kernel", str(tmp_path / "k.npy")]) == 0
+    stdout = capsys.readouterr().out
     assert iio.imread(tmp_path / "out" / "rgb.png").shape == (30, 41, 3)
     gray = iio.imread(tmp_path / "out" / "gray16.png")
     assert gray.shape == (25, 20) and gray.dtype == np.uint16
-    assert result.stdout.count("estimated noise sigma") == 2
+    assert stdout.count("estimated noise sigma") == 2
     # Given the noise level, nothing is estimated.
-    again = launch_py(env, "deblur", "--workdir", nonblind_run, "--input", photos / "rgb.png",
-                      "--output", tmp_path / "out2", "--kernel", tmp_path / "k.npy", "--noise-sigma", "0.02")
-    assert again.returncode == 0 and "estimated" not in again.stdout, again.stderr[-3000:]
+    assert launch.main(["deblur", "--workdir", str(nonblind_run), "--input", str(photos / "rgb.png"),
+                        "--output", str(tmp_path / "out2"), "--kernel", str(tmp_path / "k.npy"),
+                        "--noise-sigma", "0.02"]) == 0
+    assert "estimated" not in capsys.readouterr().out
 
     iio.imwrite(tmp_path / "big.png", np.full((40, 40), 255, np.uint8))  # larger than gray16.png (25x20)
     np.save(tmp_path / "negative.npy", -kernel)
@@ -71,7 +54,7 @@ def test_deblur_a_folder_with_a_kernel_file_and_bad_kernels(env, nonblind_run, t
     }
     for name, (extra, fragments) in cases.items():
         out = tmp_path / f"bad_{name.replace(' ', '_')}"
-        line = one_line_error(capsys, "deblur", "--workdir", nonblind_run, "--input", photos, "--output", out, *extra)
+        line = usage_error_in_process(capsys, "deblur", "--workdir", nonblind_run, "--input", photos, "--output", out, *extra)
         assert all(str(f) in line for f in fragments), (name, line)
         assert not out.exists(), name
 
@@ -105,5 +88,5 @@ def test_eval_with_more_stages_and_a_refused_override(nonblind_run, capsys):
     out = capsys.readouterr().out
     assert "with --config.model.kwargs={'stages': 3}" in out and "| model (true kernel) |" in out
     assert list(nonblind_run.glob("eval_test_default_*stages*.md"))
-    line = one_line_error(capsys, "eval", "--workdir", nonblind_run, "--config.model.kwargs={'prior_width': 16}")
+    line = usage_error_in_process(capsys, "eval", "--workdir", nonblind_run, "--config.model.kwargs={'prior_width': 16}")
     assert "changes the shapes of the parameters" in line
