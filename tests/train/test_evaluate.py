@@ -52,7 +52,7 @@ def test_baselines_are_cached_and_a_torn_cache_is_computed_again(tmp_path, rng, 
     eval_cfg = ml_collections.ConfigDict({"wiener_balances": (0.01,), "rl_iterations": 3})
     computed = []
 
-    def baseline_scores(items, eval_cfg, convention):
+    def baseline_scores(items, eval_cfg, convention, methods):
         computed.append(len(items))
         return {"blurred": [{"psnr": 20.0 + len(computed)}]}
 
