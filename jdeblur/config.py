@@ -2,11 +2,12 @@
 
 An experiment is a file ``experiments/NAME.py`` with ``get_config(arg=None)``; it is named on the
 command line as ``experiments/NAME.py``, ``NAME.py`` or ``NAME``, optionally followed by ``:arg``
-(e.g. ``quickstart:runlocal``). An experiment file is Python code run with the user's rights, like any
-script: run only experiment files you trust. Whatever one raises is reported as the user's error,
-naming the file. Overrides are ``field.sub=value`` strings, parsed against the type
-of the field they replace, so that a misspelt field or a value of the wrong type fails loudly
-instead of silently training something else.
+(e.g. ``quickstart:runlocal``); by name only from a checkout (the installed package holds no
+experiments: a ``jdeblur`` installed elsewhere is given their paths). An experiment file is Python
+code run with the user's rights, like any script: run only experiment files you trust. Whatever
+one raises is reported as the user's error, naming the file. Overrides are ``field.sub=value``
+strings, parsed against the type of the field they replace, so that a misspelt field or a value of
+the wrong type fails loudly instead of silently training something else.
 """
 import ast
 import difflib
@@ -18,9 +19,11 @@ import ml_collections
 
 from jdeblur.errors import UserError
 
-# The checkout this package runs from: launch.py, experiments/ and runs/ are there.
+# The folder above the package: a checkout (launch.py, experiments/ and runs/ are there), or the
+# site-packages of an installed jdeblur, which holds no experiments (CHECKOUT is then None).
 REPO = pathlib.Path(__file__).resolve().parent.parent
 EXPERIMENTS_DIR = REPO / "experiments"
+CHECKOUT = REPO if EXPERIMENTS_DIR.is_dir() else None
 
 
 class ConfigError(UserError):
@@ -42,6 +45,10 @@ def resolve_experiment(spec: str, directory: pathlib.Path = EXPERIMENTS_DIR) -> 
     for candidate in candidates:
         if candidate.is_file():
             return candidate.resolve(), (arg or None)
+    if not directory.is_dir():
+        raise ConfigError(f"experiment {path_part!r} not found; jdeblur is installed outside a checkout, so "
+                          f"experiments are named by path: expected an experiment file such as "
+                          f"path/to/jdeblur/experiments/NAME.py")
     raise ConfigError(
         f"experiment {path_part!r} not found; expected a file experiments/NAME.py, "
         f"valid names: {', '.join(list_experiments(directory))}"

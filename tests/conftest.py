@@ -7,7 +7,7 @@ import pathlib
 import zlib
 
 os.environ.setdefault("JAX_NUM_CPU_DEVICES", "8")
-# Tests that call launch.main() in this process must not turn on the user's persistent compilation
+# Tests that call jdeblur.cli.main() in this process must not turn on the user's persistent compilation
 # cache (~/.cache/jdeblur/jax) for the rest of the session; subprocesses get their own (``env``).
 os.environ["JDEBLUR_COMPILATION_CACHE"] = "0"
 

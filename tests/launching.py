@@ -1,9 +1,9 @@
-"""Running ``launch.py`` as a user does (a subprocess in the checkout, or ``launch.main`` in this
+"""Running ``launch.py`` as a user does (a subprocess in the checkout, or ``jdeblur.cli.main`` in this
 process), and the check of a usage error."""
 import subprocess
 import sys
 
-import launch
+from jdeblur import cli
 
 from jdeblur.config import REPO
 
@@ -25,8 +25,8 @@ def assert_usage_error(result, *fragments):
 
 
 def usage_error_in_process(capsys, *argv) -> str:
-    """``launch.main(argv)`` in this process: exit code 2 and one line ``error: ...`` on stderr (returned)."""
-    code = launch.main([str(a) for a in argv])
+    """``cli.main(argv)`` in this process: exit code 2 and one line ``error: ...`` on stderr (returned)."""
+    code = cli.main([str(a) for a in argv])
     stderr = capsys.readouterr().err
     lines = [line for line in stderr.splitlines() if line.strip()]
     assert code == 2 and len(lines) == 1 and lines[0].startswith("error: "), stderr[-3000:]

@@ -7,7 +7,7 @@ import shlex
 
 import pytest
 
-import launch
+from jdeblur import cli
 from jdeblur import config as cfglib
 
 REPO = cfglib.REPO
@@ -95,6 +95,6 @@ def written_commands() -> list[tuple[str, str]]:
 
 @pytest.mark.parametrize("page, command", written_commands())
 def test_a_launch_command_written_in_the_docs_parses_and_loads(page, command):
-    args, overrides = launch.parse_command_line(shlex.split(command)[2:])
+    args, overrides = cli.parse_command_line(shlex.split(command)[2:])
     if args.command in ("train", "sweep"):
         cfglib.load_config(args.config, overrides)

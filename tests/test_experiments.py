@@ -11,7 +11,7 @@ import shlex
 
 import pytest
 
-import launch
+from jdeblur import cli
 from jdeblur import config as cfglib
 from jdeblur import sweep
 from tests.data.fake_gopro import make_gopro
@@ -40,7 +40,7 @@ def test_docstring_commands_and_declared_sweep(name, data_dir):
     assert module.__doc__ and "Goal:" in module.__doc__, f"{name}: the docstring states no goal"
     commands = {}
     for argv in docstring_commands(module.__doc__):  # each parses, names this experiment, and loads
-        args, overrides = launch.parse_command_line(argv)
+        args, overrides = cli.parse_command_line(argv)
         if args.command in ("train", "sweep"):
             assert cfglib.resolve_experiment(args.config)[0].stem == name, argv
             cfglib.load_config(args.config, overrides)

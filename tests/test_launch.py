@@ -24,7 +24,7 @@ import jax
 import numpy as np
 import pytest
 
-import launch
+from jdeblur import cli
 from jdeblur.config import REPO
 from jdeblur.png import decode_png
 from jdeblur.train.checkpoint import best_step
@@ -65,27 +65,27 @@ def unwritable(tmp_path):
 
 def test_help_of_every_subcommand(env):
     result = launch_py(env, "--help", timeout=60)
-    assert result.returncode == 0 and all(c in result.stdout for c in launch.COMMANDS)
-    for command in launch.COMMANDS:
+    assert result.returncode == 0 and all(c in result.stdout for c in cli.COMMANDS)
+    for command in cli.COMMANDS:
         result = launch_py(env, command, "--help", timeout=60)
         assert result.returncode == 0 and f"usage: launch.py {command}" in result.stdout, result.stderr
 
 
 def test_no_arguments_train_the_default_experiment_into_a_fresh_workdir(tmp_path, monkeypatch):
-    args, overrides = launch.parse_command_line([])
+    args, overrides = cli.parse_command_line([])
     assert (args.command, args.config, args.workdir, overrides) == ("train", "quickstart", None, [])
-    args, overrides = launch.parse_command_line(["--debug", "--config.train.steps=5", "--workdir", "w"])
+    args, overrides = cli.parse_command_line(["--debug", "--config.train.steps=5", "--workdir", "w"])
     assert (args.command, args.config, args.workdir, args.debug) == ("train", "quickstart", "w", True)
     assert overrides == ["train.steps=5"]
     now = datetime.datetime(2026, 1, 2, 3, 4, 5)
-    first = launch.default_workdir("quickstart", root=tmp_path, now=now)
+    first = cli.default_workdir("quickstart", root=tmp_path, now=now)
     assert first == tmp_path / "quickstart-20260102-030405"
     first.mkdir()
-    assert launch.default_workdir("experiments/quickstart.py:runlocal", root=tmp_path, now=now).name == \
+    assert cli.default_workdir("experiments/quickstart.py:runlocal", root=tmp_path, now=now).name == \
         "quickstart-20260102-030405-2"
     called = []
-    monkeypatch.setitem(launch.COMMANDS, "train", lambda args, overrides: called.append(args) or 0)
-    assert launch.main([]) == 0 and called[0].config == "quickstart" and called[0].workdir is None
+    monkeypatch.setitem(cli.COMMANDS, "train", lambda args, overrides: called.append(args) or 0)
+    assert cli.main([]) == 0 and called[0].config == "quickstart" and called[0].workdir is None
 
 
 def test_no_subcommand_validates_before_creating_a_workdir(env):
@@ -202,7 +202,7 @@ def test_a_bug_exits_1_naming_its_traceback_file_and_disk_full_exits_2_without_l
         return {}["psnr"]
 
     monkeypatch.setattr(sweep, "write_report", bug)
-    assert launch.main(["report", "--root", str(root)]) == 1
+    assert cli.main(["report", "--root", str(root)]) == 1
     lines = capsys.readouterr().err.strip().splitlines()
     crash = next(root.glob("crash-*.txt"))
     assert lines == [f"error: a bug in jdeblur: KeyError: 'psnr' (the full traceback is in {crash}; please report "

@@ -4,7 +4,7 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 
-import launch
+from jdeblur import cli
 from jdeblur import kernel_files
 from tests.launching import launch_py, usage_error_in_process
 
@@ -30,7 +30,7 @@ def test_deblur_a_folder_with_a_kernel_file_and_bad_kernels(nonblind_run, tmp_pa
     kernel[2, 1:4] = 2.0  # a 3-px horizontal motion, not normalised: the reader does it
     np.save(tmp_path / "k.npy", kernel)
     # In this process (its compiled programs shared by the calls), as a user's launch.py runs it.
-    assert launch.main(["deblur", "--workdir", str(nonblind_run), "--input", str(photos),
+    assert cli.main(["deblur", "--workdir", str(nonblind_run), "--input", str(photos),
                         "--output", str(tmp_path / "out"), "--kernel", str(tmp_path / "k.npy")]) == 0
     stdout = capsys.readouterr().out
     assert iio.imread(tmp_path / "out" / "rgb.png").shape == (30, 41, 3)
@@ -38,7 +38,7 @@ def test_deblur_a_folder_with_a_kernel_file_and_bad_kernels(nonblind_run, tmp_pa
     assert gray.shape == (25, 20) and gray.dtype == np.uint16
     assert stdout.count("estimated noise sigma") == 2
     # Given the noise level, nothing is estimated.
-    assert launch.main(["deblur", "--workdir", str(nonblind_run), "--input", str(photos / "rgb.png"),
+    assert cli.main(["deblur", "--workdir", str(nonblind_run), "--input", str(photos / "rgb.png"),
                         "--output", str(tmp_path / "out2"), "--kernel", str(tmp_path / "k.npy"),
                         "--noise-sigma", "0.02"]) == 0
     assert "estimated" not in capsys.readouterr().out
@@ -84,7 +84,7 @@ def test_kernel_files_are_read_normalised_and_checked(tmp_path, rng):
 @pytest.mark.slow
 def test_eval_with_more_stages_and_a_refused_override(nonblind_run, capsys):
     """More stages keep the parameters (the prior is shared): scored, written under its own name."""
-    assert launch.main(["eval", "--workdir", str(nonblind_run), "--config.model.kwargs={'stages': 3}"]) == 0
+    assert cli.main(["eval", "--workdir", str(nonblind_run), "--config.model.kwargs={'stages': 3}"]) == 0
     out = capsys.readouterr().out
     assert "with --config.model.kwargs={'stages': 3}" in out and "| model (true kernel) |" in out
     assert list(nonblind_run.glob("eval_test_default_*stages*.md"))

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-import launch
+from jdeblur import cli
 from jdeblur import config as cfglib
 from jdeblur import sweep
 from jdeblur.data import dead_leaves, pipeline
@@ -32,7 +32,7 @@ def test_a_wrong_value_fails_alike_from_launch_sweep_and_train_and_evaluate(over
     with pytest.raises(UserError) as swept:
         sweep.run_sweep(EXPERIMENT, tmp_path / "sweep", extra_overrides=[f"--config.{o}" for o in overrides])
     capsys.readouterr()
-    code = launch.main(["train", "--config", EXPERIMENT, "--workdir", str(tmp_path / "launched"),
+    code = cli.main(["train", "--config", EXPERIMENT, "--workdir", str(tmp_path / "launched"),
                         *[f"--config.{o}" for o in overrides]])
     stderr = capsys.readouterr().err.splitlines()
     message = str(direct.value)
