@@ -236,7 +236,7 @@ def cmd_eval(args, overrides) -> int:
 
 
 def cmd_deblur(args, overrides) -> int:
-    from jdeblur.photos import deblur_files
+    from jdeblur.deblurrer import deblur_files
 
     deblur_files(args.workdir, args.input, args.output, tile=args.tile, max_pixels=args.max_pixels,
                  overlap=args.overlap, ensemble=args.ensemble, which=args.checkpoint, overwrite=args.overwrite,

@@ -1,4 +1,4 @@
-"""A user's photo files: finding them, reading them as they look, deblurring them, writing results safely.
+"""A user's photo files: finding them, reading them as they look, writing results safely.
 
 Unlike the datasets (which store every image as uint8 RGB), deblurring a user's photos keeps each
 file's form: grayscale stays grayscale, an alpha channel is kept, 16-bit stays 16-bit. Each file
@@ -9,8 +9,8 @@ EXIF orientation is applied. Arrays are HxW or HxWxC (C = 1..4) uint8 or uint16;
 Results are PNG files with the input's base name, stored upright, keeping the input's ICC colour
 profile (``iCCP``) and EXIF block (``eXIf``, orientation reset to 1) where it had them; each is
 written atomically (``jdeblur.atomic``), so an interrupted run leaves only whole results, and
-``skip_existing`` finishes the folder. 16-bit colour results go through ``jdeblur.png``, since
-Pillow cannot write them.
+``skip_existing`` finishes the folder (``jdeblur.deblurrer.deblur_files``). 16-bit colour
+results go through ``jdeblur.png``, since Pillow cannot write them.
 
 Memory: an image of more than ``MAX_PIXELS`` is refused from its header, before it is decoded
 (Pillow's decompression-bomb limit, applied to every format); smaller ones are restored in tiles
@@ -25,7 +25,6 @@ import numpy as np
 import PIL.Image
 
 from jdeblur.atomic import write_bytes
-from jdeblur.checks import check_folder_writable
 from jdeblur.data.decoding import DecodedImage, decode_image, pixel_count
 from jdeblur.data.images import IMAGE_SUFFIXES, is_image_file, list_images
 from jdeblur.errors import UserError
@@ -181,92 +180,6 @@ def check_tiling(size_multiple: int, *, tile, max_pixels: int, overlap: int) -> 
     if tile - overlap < size_multiple:
         raise PhotoError(f"--overlap {overlap}: expected at most the tile side ({tile}) minus the model's "
                          f"size multiple ({size_multiple})")
-
-
-def deblur_files(workdir, input_spec: str, output_dir, *, tile=None, max_pixels=1024 * 1024, overlap=64,
-                 ensemble=False, which="best", overwrite=False, skip_existing=False, progress=True,
-                 kernel=None, noise_sigma=None) -> list[pathlib.Path]:
-    """Deblurs every image named by ``input_spec`` with a trained run; returns the written paths.
-
-    ``skip_existing`` leaves the results already in ``output_dir`` as they are and deblurs the
-    others: the way to finish a folder an interrupted run left half done (results are written
-    atomically, so every result there is whole).
-
-    Everything is checked before anything is written: the workdir and its checkpoint, the inputs
-    (each decoded once), the output names and folder, the kernel. Then images are read, restored
-    and written one at a time (memory stays that of the largest image), each result atomically.
-    Images are reflect-padded to multiples of ``COMPILE_MULTIPLE`` and cropped back (see there).
-
-    A non-blind model (``jdeblur.models.unfolded``) needs ``kernel``: a kernel file
-    (``jdeblur.kernel_files``) applied to every input, no larger than any of them; and the noise
-    level, ``noise_sigma`` (in [0, 1] units), or, when None, each image's own estimate
-    (``jdeblur.physics.noise.estimate_noise_sigma``, Donoho's wavelet estimator), printed.
-    """
-    import tqdm
-
-    from jdeblur import infer
-    from jdeblur import workdir as workdirs
-    from jdeblur.kernel_files import check_kernel_fits, read_kernel
-    from jdeblur.models.registry import model_inputs
-
-    workdirs.load_config(workdir)
-    workdirs.choose_step(workdir, which)
-    kernel = None if kernel is None else read_kernel(kernel)
-    if noise_sigma is not None and not 0 <= noise_sigma < 1:
-        raise UserError(f"--noise-sigma {noise_sigma}: expected a standard deviation in [0, 1) "
-                        "(a fraction of the pixel range: 0.01 is 2.55 grey levels of 8 bits)")
-    inputs = collect_inputs(input_spec)
-    output_dir = pathlib.Path(output_dir)
-    outputs = plan_outputs(inputs, output_dir, overwrite=overwrite, skip_existing=skip_existing)
-    skipped = 0
-    if skip_existing:
-        pending = [(source, target) for source, target in zip(inputs, outputs) if not target.exists()]
-        skipped = len(inputs) - len(pending)
-        inputs, outputs = [source for source, _ in pending], [target for _, target in pending]
-        if not pending:
-            print(f"all {skipped} result(s) already in {output_dir}; nothing to deblur")
-            return []
-    check_folder_writable(output_dir, "--output")
-    # Shown on a terminal only, and erased by the with on an error, so that the error is the one
-    # line a script reading stderr gets.
-    with tqdm.tqdm(inputs, desc="check inputs", unit="image", leave=False, dynamic_ncols=True,
-                   disable=True if not progress or len(inputs) < 50 else None) as bar:
-        for path in bar:
-            image = read_photo(path)  # fail on a bad file before spending time on the good ones
-            if kernel is not None:
-                check_kernel_fits(kernel, image.shape, f"--input {path}")
-    config, model, params, step = workdirs.load_trained(workdir, which)
-    nonblind = "kernel" in model_inputs(model)
-    if nonblind and kernel is None:
-        raise UserError(f"--workdir {workdir}: its model ({config.model.name}) is non-blind; give the blur "
-                        "with --kernel FILE (.npy or a grayscale PNG/TIFF)")
-    if kernel is not None and not nonblind:
-        raise UserError(f"--kernel: the model of {workdir} ({config.model.name}) is blind and estimates the "
-                        "blur itself; drop --kernel, or use a non-blind run")
-    if nonblind and ensemble:
-        raise UserError("--ensemble: the self-ensemble rotates the image but not its kernel; it is for blind models")
-    check_tiling(model.size_multiple, tile=tile, max_pixels=max_pixels, overlap=overlap)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    apply_fn = None if nonblind else infer.model_apply_fn(model, params)
-    multiple = math.lcm(COMPILE_MULTIPLE, model.size_multiple)
-    with tqdm.tqdm(zip(inputs, outputs), total=len(inputs), desc="deblur", unit="image", dynamic_ncols=True,
-                   disable=not progress) as bar:
-        for source, target in bar:
-            photo = read_photo_with_metadata(source)
-            height, width = photo.pixels.shape[:2]
-            if nonblind:
-                sigma = noise_sigma if noise_sigma is not None else estimate_photo_noise(photo.pixels)
-                if noise_sigma is None:
-                    bar.write(f"{source}: estimated noise sigma {sigma:.4f} ({sigma * 255:.2f} of 255)")
-                apply_fn = infer.model_apply_fn(model, params, kernel=kernel, noise_sigma=sigma)
-            restored = infer.restore(apply_fn, pad_to_multiple(photo.pixels, multiple),
-                                     size_multiple=model.size_multiple, tile=tile, max_pixels=max_pixels,
-                                     overlap=overlap, ensemble=ensemble)
-            write_png_atomic(target, restored[:height, :width], icc_profile=photo.icc_profile, exif=photo.exif)
-            del photo, restored  # one image in memory at a time
-    done = f"{len(outputs)} image(s) deblurred with {workdir} (checkpoint {step}) into {output_dir}"
-    print(done + (f"; {skipped} already there, skipped" if skipped else ""))
-    return outputs
 
 
 def estimate_photo_noise(image: np.ndarray) -> float:

@@ -16,16 +16,11 @@ import sys
 import time
 
 import imageio.v3 as iio
-import jax
 import numpy as np
 import pytest
 
-from jdeblur import config as cfglib
 from jdeblur.config import REPO
-from jdeblur.models.registry import build_model
-from jdeblur.train import optim, provenance
-from jdeblur.train.checkpoint import Checkpointer
-from jdeblur.train.state import initial_state
+from tests import untrained
 from tests.launching import QUICKSTART_LOCAL
 
 TOLERANCE_KB = 16 * 1024
@@ -33,17 +28,7 @@ TOLERANCE_KB = 16 * 1024
 
 @pytest.fixture(scope="module")
 def untrained_workdir(tmp_path_factory):
-    """A workdir as ``launch.py train`` leaves it, with the initial parameters as its one checkpoint."""
-    workdir = tmp_path_factory.mktemp("untrained")
-    config = cfglib.load_config(QUICKSTART_LOCAL)
-    provenance.record_run(config, workdir)
-    model = build_model(config.model)
-    state = initial_state(config, model, optim.make_optimizer(config.optim, config.train.steps)[0],
-                               jax.random.key(0))
-    manager = Checkpointer(workdir, async_save=False)
-    manager.save(1, state, {})
-    manager.close()
-    return workdir
+    return untrained.untrained_workdir(tmp_path_factory.mktemp("untrained"), QUICKSTART_LOCAL)
 
 
 def deblur_memory(env, workdir, folder, output) -> tuple[int, list[tuple[int, int]]]:

@@ -16,6 +16,7 @@ import zipfile
 import pytest
 
 from jdeblur.config import REPO
+from tests import untrained
 
 
 @pytest.fixture(scope="module")
@@ -75,6 +76,18 @@ def test_the_installed_command_runs_outside_the_checkout(installed):
     assert result.returncode == 0 and result.stdout.startswith("usage: jdeblur"), result.stderr
     for command in ("train", "eval", "deblur", "sweep", "report", "import-weights"):
         assert command in result.stdout
+
+
+@pytest.mark.slow
+def test_the_installed_package_loads_a_workdir_and_deblurs_an_array(installed, tmp_path):
+    _, site, run = installed
+    workdir = untrained.untrained_workdir(tmp_path / "run")
+    code = ("import jdeblur, numpy as np; m = jdeblur.load({!r}); y = m.deblur(np.full((20, 30), 0.5, np.float32)); "
+            "print(jdeblur.__file__, y.shape, y.dtype)").format(str(workdir))
+    result = run(sys.executable, "-c", code)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.split() == [str(site / "jdeblur" / "__init__.py"), "(20,", "30)", "float32"], result.stdout
+    assert "read only" not in result.stderr
 
 
 @pytest.mark.slow

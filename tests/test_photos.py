@@ -7,7 +7,7 @@ import numpy as np
 import PIL.Image
 import pytest
 
-from jdeblur import photos
+from jdeblur import deblurrer, photos
 from jdeblur.png import encode_png
 from tests.photo_files import declared_png, exif_with, smooth_rgb, write_sample_files
 
@@ -120,7 +120,7 @@ def test_deblur_files_keeps_every_form_and_holds_one_image_at_a_time(tmp_path, r
         return photo
 
     monkeypatch.setattr(photos, "read_photo_with_metadata", tracked_read)
-    written = photos.deblur_files("unused", str(tmp_path / "in"), tmp_path / "out", progress=False)
+    written = deblurrer.deblur_files("unused", str(tmp_path / "in"), tmp_path / "out", progress=False)
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(p.name for p in written)
     assert len(written) == len(arrays)
     for name, expected in arrays.items():
@@ -152,7 +152,7 @@ def test_deblur_files_writes_cmyk_and_sideways_photos_upright_in_rgb_with_their_
         tmp_path / "in" / "phone.jpg", exif=exif_with(6), icc_profile=profile, quality=95)
     deep = np.random.default_rng(0).integers(0, 65536, (30, 40, 3), dtype=np.uint16)  # 16-bit: jdeblur.png writes it
     (tmp_path / "in" / "deep.png").write_bytes(encode_png(deep, icc_profile=profile, exif=exif_with(3).tobytes()))
-    photos.deblur_files("unused", str(tmp_path / "in"), tmp_path / "out", progress=False)
+    deblurrer.deblur_files("unused", str(tmp_path / "in"), tmp_path / "out", progress=False)
     with PIL.Image.open(tmp_path / "out" / "print.png") as result:
         assert result.mode == "RGB" and np.abs(np.asarray(result).astype(int) - smooth_rgb()).max() <= 6
     with PIL.Image.open(tmp_path / "out" / "phone.png") as result:
@@ -171,15 +171,15 @@ def test_skip_existing_finishes_an_interrupted_folder(tmp_path, rng, monkeypatch
     (out / "rgb.png").write_bytes(b"a result of the interrupted run")
     (out / "gray.png.x1y2z3.tmp").write_bytes(b"what the kill left")
     with pytest.raises(photos.PhotoError, match="1 result.* already exist .*--skip-existing"):
-        photos.deblur_files("unused", str(tmp_path / "in"), out, progress=False)
+        deblurrer.deblur_files("unused", str(tmp_path / "in"), out, progress=False)
     with pytest.raises(photos.PhotoError, match="--overwrite and --skip-existing"):
-        photos.deblur_files("unused", str(tmp_path / "in"), out, progress=False, overwrite=True, skip_existing=True)
-    written = photos.deblur_files("unused", str(tmp_path / "in"), out, progress=False, skip_existing=True)
+        deblurrer.deblur_files("unused", str(tmp_path / "in"), out, progress=False, overwrite=True, skip_existing=True)
+    written = deblurrer.deblur_files("unused", str(tmp_path / "in"), out, progress=False, skip_existing=True)
     assert len(written) == len(arrays) - 1 and out / "rgb.png" not in written
     assert (out / "rgb.png").read_bytes() == b"a result of the interrupted run"
     assert f"{len(arrays) - 1} image(s) deblurred" in capsys.readouterr().out
     np.testing.assert_array_equal(photos.read_photo(out / "gray.png"), arrays["gray.png"])
-    assert photos.deblur_files("unused", str(tmp_path / "in"), out, progress=False, skip_existing=True) == []
+    assert deblurrer.deblur_files("unused", str(tmp_path / "in"), out, progress=False, skip_existing=True) == []
     assert "nothing to deblur" in capsys.readouterr().out
 
 

@@ -25,7 +25,9 @@ from a corrupt checkpoint to the previous one and sets the bad one aside as ``ST
 checkpoint without an integrity record (written before jdeblur had one, or its ``integrity/``
 folder lost) is restored with a warning that it could not be verified.
 """
+import contextlib
 import json
+import logging
 import os
 import pathlib
 import warnings
@@ -80,6 +82,21 @@ def json_checksum(data) -> int:
     return zlib.crc32(json.dumps(data, sort_keys=True).encode())
 
 
+class _ReadOnlyNotice(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Given directory is read only")
+
+
+@contextlib.contextmanager
+def _without_read_only_notice():
+    notice, logger = _ReadOnlyNotice(), logging.getLogger("absl")
+    logger.addFilter(notice)
+    try:
+        yield
+    finally:
+        logger.removeFilter(notice)
+
+
 class Checkpointer:
     """Saves and restores ``(train state, data iterator state)`` under ``workdir/checkpoints``."""
 
@@ -91,11 +108,15 @@ class Checkpointer:
             policies.BestN(get_metric_fn=lambda m: m[BEST_METRIC], reverse=False, n=1,
                            keep_checkpoints_without_metrics=False),
         ])
+        # Read-only: save_interval_steps=0 as orbax would set it (with a warning), and its notice
+        # "Given directory is read only" dropped: it tells a user their folder is read-only when
+        # only this reader is.
         options = ocp.CheckpointManagerOptions(
             preservation_policy=preserve, enable_async_checkpointing=async_save, create=not read_only,
-            read_only=read_only, cleanup_tmp_directories=not read_only,
+            read_only=read_only, cleanup_tmp_directories=not read_only, save_interval_steps=0 if read_only else 1,
         )
-        self.manager = ocp.CheckpointManager(self.directory, options=options)
+        with _without_read_only_notice():
+            self.manager = ocp.CheckpointManager(self.directory, options=options)
 
     def save(self, step: int, state, data_state: dict, *, metrics: dict | None = None,
              log_state: dict | None = None) -> None:
