@@ -3,7 +3,7 @@
 
     python launch.py                      # the default experiment (quickstart) into a fresh workdir
     python launch.py train --config experiments/quickstart.py[:runlocal] --workdir DIR [--config.F=V ...]
-    python launch.py eval | deblur | sweep | report | import-weights ... (--help for each)
+    python launch.py eval | deblur | export | sweep | report | import-weights ... (--help for each)
 """
 import sys
 

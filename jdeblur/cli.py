@@ -1,4 +1,4 @@
-"""jdeblur's command line: train, eval, deblur, sweep, report, import-weights.
+"""jdeblur's command line: train, eval, deblur, export, sweep, report, import-weights.
 
 The ``jdeblur`` command of an installed package, and ``python launch.py`` in a checkout:
 
@@ -6,6 +6,7 @@ The ``jdeblur`` command of an installed package, and ``python launch.py`` in a c
     jdeblur train --config experiments/quickstart.py[:runlocal] --workdir DIR [--config.F=V ...]
     jdeblur eval --workdir DIR [--split test] [--convention default]
     jdeblur deblur --workdir DIR --input FILE|FOLDER|GLOB --output FOLDER [--tile N] [--ensemble]
+    jdeblur export --workdir DIR --format stablehlo|onnx --output FILE [--tile H W]
     jdeblur sweep --config experiments/X.py --root DIR [--dry-run]
     jdeblur report --root DIR
     jdeblur import-weights --checkpoint FILE.pth --config experiments/X.py[:arg] --workdir DIR
@@ -132,6 +133,19 @@ def build_parser() -> argparse.ArgumentParser:
                     help="non-blind models: the noise standard deviation in [0, 1] units (0.01 = 2.55/255); "
                          "default: estimated from each image (Donoho's wavelet estimator)")
 
+    ex = sub.add_parser("export", help="write a trained model as a StableHLO or ONNX file for deployment",
+                        description="Write the model of a workdir as one self-contained file computing it on "
+                                    "(1, H, W, 3) float32 tiles in [0, 1]: StableHLO (jax.export; CPU and CUDA) or "
+                                    "ONNX (needs: pip install jax2onnx onnxruntime). Tiling, padding and clipping "
+                                    "stay outside the file (docs/api.md).")
+    ex.add_argument("--workdir", required=True)
+    ex.add_argument("--format", required=True, help="stablehlo or onnx")
+    ex.add_argument("--output", required=True, help="the file to write")
+    ex.add_argument("--tile", type=int_at_least(1), nargs=2, default=(256, 256), metavar=("H", "W"),
+                    help="the tile size the file computes, multiples of the model's size multiple "
+                         "(default: %(default)s)")
+    ex.add_argument("--checkpoint", default="best", help="best, latest or a step number")
+
     sw = sub.add_parser("sweep", help="run (or print) every run of an experiment's declared sweep",
                         description="Expand get_sweep() of the experiment into one workdir per point and seed; "
                                     "run unfinished ones here, or print the commands with --dry-run. "
@@ -244,6 +258,14 @@ def cmd_deblur(args, overrides) -> int:
     return 0
 
 
+def cmd_export(args, overrides) -> int:
+    from jdeblur.export import export_workdir
+
+    path = export_workdir(args.workdir, args.format, args.output, tile=tuple(args.tile), checkpoint=args.checkpoint)
+    print(f"wrote {path} ({args.format}, tiles of 1x{args.tile[0]}x{args.tile[1]}x3 float32)")
+    return 0
+
+
 def cmd_sweep(args, overrides) -> int:
     from jdeblur import sweep
 
@@ -275,8 +297,8 @@ def cmd_import_weights(args, overrides) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "eval": cmd_eval, "deblur": cmd_deblur, "sweep": cmd_sweep, "report": cmd_report,
-            "import-weights": cmd_import_weights}
+COMMANDS = {"train": cmd_train, "eval": cmd_eval, "deblur": cmd_deblur, "export": cmd_export, "sweep": cmd_sweep,
+            "report": cmd_report, "import-weights": cmd_import_weights}
 
 
 def main(argv=None) -> int:

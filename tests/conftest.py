@@ -98,3 +98,12 @@ def folder_config(tmp_path, write_image, rng):
     cfg = default_data_config()
     cfg.name, cfg.data_dir, cfg.manual_dir = "image_folder", str(tmp_path / "data"), str(tmp_path / "photos")
     return cfg
+
+
+@pytest.fixture(scope="session")
+def untrained_run(tmp_path_factory):
+    """A quickstart runlocal workdir holding perturbed initial parameters (``tests/untrained.py``), shared
+    by the tests that load a workdir without needing a trained one (deblur, export, the installed package)."""
+    from tests import untrained
+
+    return untrained.untrained_workdir(tmp_path_factory.mktemp("untrained_run") / "run", perturb=0.05)

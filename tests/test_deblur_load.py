@@ -20,15 +20,8 @@ import numpy as np
 import pytest
 
 from jdeblur.config import REPO
-from tests import untrained
-from tests.launching import QUICKSTART_LOCAL
 
 TOLERANCE_KB = 16 * 1024
-
-
-@pytest.fixture(scope="module")
-def untrained_workdir(tmp_path_factory):
-    return untrained.untrained_workdir(tmp_path_factory.mktemp("untrained"), QUICKSTART_LOCAL)
 
 
 def deblur_memory(env, workdir, folder, output) -> tuple[int, list[tuple[int, int]]]:
@@ -61,7 +54,7 @@ def deblur_memory(env, workdir, folder, output) -> tuple[int, list[tuple[int, in
 
 @pytest.mark.slow
 @pytest.mark.skipif(not pathlib.Path("/proc/self/status").is_file(), reason="reads /proc (Linux)")
-def test_deblur_200_photos_in_the_memory_of_50(env, untrained_workdir, tmp_path, rng):
+def test_deblur_200_photos_in_the_memory_of_50(env, untrained_run, tmp_path, rng):
     peaks, samples = {}, {}
     for count in (50, 200):
         folder = tmp_path / f"in{count}"
@@ -71,7 +64,7 @@ def test_deblur_200_photos_in_the_memory_of_50(env, untrained_workdir, tmp_path,
             image = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
             iio.imwrite(folder / f"photo{i:03d}.png", image)
         output = tmp_path / f"out{count}"
-        peaks[count], samples[count] = deblur_memory(env, untrained_workdir, folder, output)
+        peaks[count], samples[count] = deblur_memory(env, untrained_run, folder, output)
         assert sorted(p.name for p in output.iterdir()) == sorted(p.name for p in folder.iterdir())
     # The peak comes from start-up (compilation); the steady state after 50 results must stay flat.
     steady = [rss for written, rss in samples[200] if written >= 50]

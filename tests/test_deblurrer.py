@@ -16,9 +16,9 @@ from jdeblur.errors import UserError
 from tests import untrained
 
 
-@pytest.fixture(scope="module")
-def workdir(tmp_path_factory):
-    return untrained.untrained_workdir(tmp_path_factory.mktemp("deblurrer") / "qs", seed=3)
+@pytest.fixture
+def workdir(untrained_run):
+    return untrained_run
 
 
 @pytest.mark.slow

@@ -16,7 +16,6 @@ import zipfile
 import pytest
 
 from jdeblur.config import REPO
-from tests import untrained
 
 
 @pytest.fixture(scope="module")
@@ -79,9 +78,9 @@ def test_the_installed_command_runs_outside_the_checkout(installed):
 
 
 @pytest.mark.slow
-def test_the_installed_package_loads_a_workdir_and_deblurs_an_array(installed, tmp_path):
+def test_the_installed_package_loads_a_workdir_and_deblurs_an_array(installed, untrained_run):
     _, site, run = installed
-    workdir = untrained.untrained_workdir(tmp_path / "run")
+    workdir = untrained_run
     code = ("import jdeblur, numpy as np; m = jdeblur.load({!r}); y = m.deblur(np.full((20, 30), 0.5, np.float32)); "
             "print(jdeblur.__file__, y.shape, y.dtype)").format(str(workdir))
     result = run(sys.executable, "-c", code)
