@@ -108,8 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--max-images", type=int_at_least(1), default=None, help="score only the first N images")
 
     db = sub.add_parser("deblur", help="deblur your own photos with a trained run",
-                        description="Deblur image files with a workdir's best checkpoint; writes PNGs with the "
-                                    "same size, channels, bit depth and base names, upright, keeping each "
+                        description="Deblur image files with a workdir's best checkpoint; writes PNGs (or --format) "
+                                    "with the same size, channels, bit depth and base names, upright, keeping each "
                                     "photo's colour profile and EXIF data (CMYK and L*a*b* become RGB).")
     db.add_argument("--workdir", required=True)
     db.add_argument("--input", required=True, help="an image file, a folder (recursive) or a glob pattern (quoted)")
@@ -126,6 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
     db.add_argument("--skip-existing", action="store_true",
                     help="keep the results already in --output and deblur only the others (finishes an "
                          "interrupted run)")
+    db.add_argument("--format", default="png", help="png (default; 8/16-bit, alpha), tiff (the same) or jpeg "
+                                                    "(8-bit, no alpha)")
+    db.add_argument("--quality", type=int_at_least(1), default=95, help="JPEG quality, 1-95 (default: %(default)s)")
     db.add_argument("--kernel", default=None,
                     help="non-blind models: the blur kernel of every input, as .npy or a grayscale PNG/TIFF "
                          "(normalised to sum 1)")
@@ -254,7 +257,8 @@ def cmd_deblur(args, overrides) -> int:
 
     deblur_files(args.workdir, args.input, args.output, tile=args.tile, max_pixels=args.max_pixels,
                  overlap=args.overlap, ensemble=args.ensemble, which=args.checkpoint, overwrite=args.overwrite,
-                 skip_existing=args.skip_existing, kernel=args.kernel, noise_sigma=args.noise_sigma)
+                 skip_existing=args.skip_existing, kernel=args.kernel, noise_sigma=args.noise_sigma,
+                 fmt=args.format, quality=args.quality)
     return 0
 
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from jdeblur import infer, photos
 from jdeblur import workdir as workdirs
-from jdeblur.checks import check_folder_writable
+from jdeblur.checks import check_choice, check_folder_writable
 from jdeblur.errors import UserError
 from jdeblur.kernel_files import check_kernel_fits, normalize_kernel_array, read_kernel
 from jdeblur.models.registry import model_inputs
@@ -112,8 +112,11 @@ class Deblurrer:
 
 def deblur_files(workdir, input_spec: str, output_dir, *, tile=None, max_pixels=DEFAULT_MAX_PIXELS, overlap=64,
                  ensemble=False, which="best", overwrite=False, skip_existing=False, progress=True,
-                 kernel=None, noise_sigma=None) -> list[pathlib.Path]:
+                 kernel=None, noise_sigma=None, fmt: str = "png", quality: int = 95) -> list[pathlib.Path]:
     """Deblurs every image named by ``input_spec`` with a trained run; returns the written paths.
+
+    Results are written as ``fmt`` (``photos.OUTPUT_FORMATS``: png, jpeg with ``quality`` 1-95, tiff)
+    by ``photos.write_result_atomic``.
 
     ``skip_existing`` leaves the results already in ``output_dir`` as they are and deblurs the
     others: the way to finish a folder an interrupted run left half done (results are written
@@ -134,9 +137,12 @@ def deblur_files(workdir, input_spec: str, output_dir, *, tile=None, max_pixels=
     workdirs.choose_step(workdir, which)
     kernel = None if kernel is None else read_kernel(kernel)
     check_noise_sigma(noise_sigma, "--noise-sigma")
+    check_choice(fmt, "--format", photos.OUTPUT_FORMATS)
+    if not 1 <= quality <= 95:
+        raise UserError(f"--quality {quality}: expected a JPEG quality from 1 to 95 (Pillow's scale)")
     inputs = photos.collect_inputs(input_spec)
     output_dir = pathlib.Path(output_dir)
-    outputs = photos.plan_outputs(inputs, output_dir, overwrite=overwrite, skip_existing=skip_existing)
+    outputs = photos.plan_outputs(inputs, output_dir, overwrite=overwrite, skip_existing=skip_existing, fmt=fmt)
     skipped = 0
     if skip_existing:
         pending = [(source, target) for source, target in zip(inputs, outputs) if not target.exists()]
@@ -170,7 +176,8 @@ def deblur_files(workdir, input_spec: str, output_dir, *, tile=None, max_pixels=
                 bar.write(f"{source}: estimated noise sigma {sigma:.4f} ({sigma * 255:.2f} of 255)")
             restored = deblurrer.deblur(photo.pixels, kernel=kernel, noise_sigma=sigma, tile=tile,
                                         max_pixels=max_pixels, overlap=overlap, ensemble=ensemble)
-            photos.write_png_atomic(target, restored, icc_profile=photo.icc_profile, exif=photo.exif)
+            photos.write_result_atomic(target, restored, fmt, quality=quality, icc_profile=photo.icc_profile,
+                                       exif=photo.exif)
             del photo, restored  # one image in memory at a time
     done = f"{len(outputs)} image(s) deblurred with {workdir} (checkpoint {deblurrer.step}) into {output_dir}"
     print(done + (f"; {skipped} already there, skipped" if skipped else ""))

@@ -6,11 +6,12 @@ is decoded as a viewer shows it (``jdeblur.data.decoding``): CMYK, palette and L
 EXIF orientation is applied. Arrays are HxW or HxWxC (C = 1..4) uint8 or uint16;
 ``jdeblur.infer.restore`` turns them into the model's float32 RGB in [0, 1] and back.
 
-Results are PNG files with the input's base name, stored upright, keeping the input's ICC colour
-profile (``iCCP``) and EXIF block (``eXIf``, orientation reset to 1) where it had them; each is
-written atomically (``jdeblur.atomic``), so an interrupted run leaves only whole results, and
-``skip_existing`` finishes the folder (``jdeblur.deblurrer.deblur_files``). 16-bit colour
-results go through ``jdeblur.png``, since Pillow cannot write them.
+Results are PNG files (or TIFF or JPEG: ``OUTPUT_FORMATS``) with the input's base name, stored
+upright, keeping the input's ICC colour profile (``iCCP``) and EXIF block (``eXIf``, orientation
+reset to 1) where it had them (TIFF keeps the profile only); each is written atomically
+(``jdeblur.atomic``), so an interrupted run leaves only whole results, and ``skip_existing``
+finishes the folder (``jdeblur.deblurrer.deblur_files``). 16-bit colour PNGs go through
+``jdeblur.png``, since Pillow cannot write them; TIFFs through tifffile.
 
 Memory: an image of more than ``MAX_PIXELS`` is refused from its header, before it is decoded
 (Pillow's decompression-bomb limit, applied to every format); smaller ones are restored in tiles
@@ -39,6 +40,11 @@ COMPILE_MULTIPLE = 128
 # 0.5 GB as 8-bit RGB, 2 GB as the float32 result); the same limit holds for the formats read
 # without Pillow (16-bit colour PNG, TIFF), checked from their headers.
 MAX_PIXELS = 2 * PIL.Image.MAX_IMAGE_PIXELS
+
+
+# Result formats and their suffixes. PNG and TIFF keep every form (gray, alpha, 16 bits); JPEG is
+# 8-bit without alpha: 16-bit results are rounded to 8 bits and alpha is dropped.
+OUTPUT_FORMATS = {"png": ".png", "jpeg": ".jpg", "tiff": ".tif"}
 
 
 class PhotoError(UserError):
@@ -110,16 +116,16 @@ def _read_failure(error: Exception) -> str:
     return f"unreadable ({text})"
 
 
-def output_path(input_path: pathlib.Path, output_dir: pathlib.Path) -> pathlib.Path:
-    """Where the result for ``input_path`` goes: the same base name, as PNG."""
-    return output_dir / (input_path.stem + ".png")
+def output_path(input_path: pathlib.Path, output_dir: pathlib.Path, fmt: str = "png") -> pathlib.Path:
+    """Where the result for ``input_path`` goes: the same base name, with the suffix of ``fmt``."""
+    return output_dir / (input_path.stem + OUTPUT_FORMATS[fmt])
 
 
 def plan_outputs(inputs: list[pathlib.Path], output_dir: pathlib.Path, *, overwrite: bool,
-                 skip_existing: bool = False) -> list[pathlib.Path]:
+                 skip_existing: bool = False, fmt: str = "png") -> list[pathlib.Path]:
     """The output path of every input; raises PhotoError if two inputs share one, one would replace
     its own input, or one exists (unless ``overwrite`` or ``skip_existing``)."""
-    outputs = [output_path(p, output_dir) for p in inputs]
+    outputs = [output_path(p, output_dir, fmt) for p in inputs]
     seen = {}
     for source, target in zip(inputs, outputs):
         if target in seen:
@@ -155,6 +161,35 @@ def write_png_atomic(path, image: np.ndarray, *, icc_profile: bytes | None = Non
         PIL.Image.fromarray(pixels).save(buffer, format="PNG", icc_profile=icc_profile, exif=exif)
         data = buffer.getvalue()
     write_bytes(path, data)
+
+
+def write_result_atomic(path, image: np.ndarray, fmt: str = "png", *, quality: int = 95,
+                        icc_profile: bytes | None = None, exif: bytes | None = None) -> None:
+    """Writes a result (HxW or HxWxC, uint8 or uint16) atomically as ``fmt``: one of ``OUTPUT_FORMATS``.
+
+    PNG and JPEG keep the ICC profile and EXIF block; TIFF keeps the ICC profile. JPEG (``quality``
+    1-95, Pillow's scale) holds 8 bits and no alpha: 16-bit values are rounded to 8 bits, alpha dropped.
+    """
+    if fmt == "png":
+        write_png_atomic(path, image, icc_profile=icc_profile, exif=exif)
+    elif fmt == "tiff":
+        import tifffile
+
+        buffer = io.BytesIO()
+        tifffile.imwrite(buffer, image, photometric="rgb" if image.ndim == 3 and image.shape[-1] >= 3
+                         else "minisblack", extrasamples=("unassalpha",) if image.ndim == 3 and
+                         image.shape[-1] in (2, 4) else None, iccprofile=icc_profile, compression="zlib")
+        write_bytes(path, buffer.getvalue())
+    else:
+        colour = image[..., :3] if image.ndim == 3 and image.shape[-1] >= 3 else image[..., :1] if image.ndim == 3 \
+            else image
+        if colour.dtype == np.uint16:
+            colour = ((colour.astype(np.uint32) + 128) // 257).astype(np.uint8)  # 65535 -> 255, rounded
+        pixels = colour[..., 0] if colour.ndim == 3 and colour.shape[-1] == 1 else colour
+        buffer = io.BytesIO()
+        metadata = {k: v for k, v in (("icc_profile", icc_profile), ("exif", exif)) if v is not None}
+        PIL.Image.fromarray(pixels).save(buffer, format="JPEG", quality=quality, **metadata)
+        write_bytes(path, buffer.getvalue())
 
 
 def pad_to_multiple(image: np.ndarray, multiple: int) -> np.ndarray:

@@ -8,6 +8,7 @@ import PIL.Image
 import pytest
 
 from jdeblur import deblurrer, photos
+from jdeblur.errors import UserError
 from jdeblur.png import encode_png
 from tests.photo_files import declared_png, exif_with, smooth_rgb, write_sample_files
 
@@ -128,6 +129,32 @@ def test_deblur_files_keeps_every_form_and_holds_one_image_at_a_time(tmp_path, r
         assert result.dtype == expected.dtype and result.shape == expected.shape, name
         np.testing.assert_array_equal(result, expected, err_msg=name)
     assert max(most_alive) <= 1  # each image is released before the next is read
+
+
+def test_results_as_tiff_keep_every_form_and_as_jpeg_are_8_bit_without_alpha(tmp_path, rng, monkeypatch):
+    arrays = write_sample_files(tmp_path / "in", rng)
+    identity_workdir(monkeypatch)
+    deblurrer.deblur_files("unused", str(tmp_path / "in"), tmp_path / "tiff", progress=False, fmt="tiff")
+    for name, expected in arrays.items():
+        np.testing.assert_array_equal(photos.read_photo(tmp_path / "tiff" / (name.rsplit(".", 1)[0] + ".tif")),
+                                      expected, err_msg=name)
+    sizes = {}
+    for quality in (30, 95):
+        out = tmp_path / f"jpeg{quality}"
+        deblurrer.deblur_files("unused", str(tmp_path / "in"), out, progress=False, fmt="jpeg", quality=quality)
+        sizes[quality] = (out / "rgb.jpg").stat().st_size
+    for name, expected in arrays.items():
+        result = photos.read_photo(tmp_path / "jpeg95" / (name.rsplit(".", 1)[0] + ".jpg"))
+        colour = expected[..., :3] if expected.ndim == 3 and expected.shape[-1] >= 3 else expected if \
+            expected.ndim == 2 else expected[..., 0]
+        assert result.dtype == np.uint8 and result.shape == colour.shape, name
+    deep = photos.read_photo(tmp_path / "jpeg95" / "deep_gray.jpg").astype(int)
+    assert np.abs(deep - arrays["deep_gray.png"] / 257).mean() < 40  # rounded to 8 bits, then JPEG's loss
+    assert sizes[30] < sizes[95]
+    with pytest.raises(UserError, match="--format: expected one of"):
+        deblurrer.deblur_files("unused", str(tmp_path / "in"), tmp_path / "x", progress=False, fmt="webp")
+    with pytest.raises(UserError, match="--quality 100: expected a JPEG quality from 1 to 95"):
+        deblurrer.deblur_files("unused", str(tmp_path / "in"), tmp_path / "x", progress=False, quality=100)
 
 
 def identity_workdir(monkeypatch):
