@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 
 import jdeblur
+from jdeblur import config as cfglib
 from jdeblur.config import REPO
 from jdeblur.errors import UserError
-from tests import untrained
+from jdeblur.models.registry import build_model
 
 
 @pytest.fixture
@@ -48,10 +49,10 @@ def test_deblur_refuses_a_kernel_for_a_blind_model_and_names_bad_arguments(workd
         jdeblur.load(workdir / "checkpoints")
 
 
-@pytest.mark.slow
-def test_a_nonblind_model_needs_the_kernel_and_checks_it(tmp_path):
-    nonblind = untrained.untrained_workdir(tmp_path / "nb", "experiments/nonblind.py:runlocal")
-    model = jdeblur.load(nonblind)
+def test_a_nonblind_model_needs_the_kernel_and_checks_it():
+    # Every check comes before the model runs: no parameters needed.
+    config = cfglib.load_config("experiments/nonblind.py:runlocal")
+    model = jdeblur.Deblurrer("nb", config, build_model(config.model), params={}, step=0)
     image = np.zeros((20, 20), np.uint16)
     assert model.nonblind
     with pytest.raises(UserError, match="is non-blind; give the blur with kernel="):
