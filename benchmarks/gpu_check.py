@@ -39,6 +39,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from train_step import build_step, flops_of, random_batch  # noqa: E402
+
 from jdeblur import config as cfglib  # noqa: E402
 from jdeblur.models.nafnet import resolve_kernels  # noqa: E402
 from jdeblur.models.registry import build_model  # noqa: E402

@@ -60,8 +60,8 @@ def forward_cost(name: str, size: str) -> dict:
     import jax
     import jax.numpy as jnp
 
-    from jdeblur.models.registry import build_model
     from jdeblur import config as cfglib
+    from jdeblur.models.registry import build_model
 
     module = build_model(cfglib.load_config(*MODELS[name]).model)
     height, width = SIZES[size]

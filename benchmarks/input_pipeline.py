@@ -31,10 +31,11 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from train_step import load_case, random_batch, step_case  # noqa: E402  (benchmarks/train_step.py)
+
 from jdeblur.data.datasets import load_dataset  # noqa: E402
 from jdeblur.data.pipeline import default_data_config, make_train_loader  # noqa: E402
 from jdeblur.train import loop, parallel  # noqa: E402
-from train_step import load_case, random_batch, step_case  # noqa: E402  (benchmarks/train_step.py)
 
 GLOBAL_BATCH = 16
 MARGIN = 15

@@ -24,6 +24,7 @@ import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from train_step import CASES, flax_conv_transpose_model, load_case, random_batch, step_case  # noqa: E402
+
 from jdeblur.train import parallel  # noqa: E402
 
 

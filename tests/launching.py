@@ -4,7 +4,6 @@ import subprocess
 import sys
 
 from jdeblur import cli
-
 from jdeblur.config import REPO
 
 QUICKSTART_LOCAL = "experiments/quickstart.py:runlocal"

@@ -64,12 +64,14 @@ def test_the_link_check_can_fail(tmp_path):
     assert "no such file" in broken("c.md", tmp_path / "b.md")
 
 
-def test_the_readme_is_a_front_page_with_the_two_commands_first():
+def test_the_readme_is_a_front_page_with_the_two_commands_first_the_second_what_ci_runs():
     text = (REPO / "README.md").read_text()
     assert len(text.splitlines()) <= 200
     first_block = re.search(r"```bash\n(.*?)```", text, flags=re.S).group(1)
+    ci_command = next(line for line in (REPO / ".ci" / "run").read_text().splitlines() if line.startswith("pip "))
     assert [line.split("#")[0].strip() for line in first_block.strip().splitlines()] == [
-        "pip install -r requirements.txt && python launch.py", "pip install -r requirements.txt && pytest"]
+        "pip install -r requirements.txt && python launch.py", ci_command.strip()]
+    assert "ruff check" in ci_command and ci_command.endswith("pytest")  # the linter, then the tests
 
 
 def test_the_readme_layout_table_names_every_module():

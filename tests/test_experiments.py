@@ -11,9 +11,8 @@ import shlex
 
 import pytest
 
-from jdeblur import cli
+from jdeblur import cli, sweep
 from jdeblur import config as cfglib
-from jdeblur import sweep
 from tests.data.fake_gopro import make_gopro
 from tests.launching import assert_usage_error, launch_py
 

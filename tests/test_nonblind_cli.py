@@ -4,8 +4,7 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 
-from jdeblur import cli
-from jdeblur import kernel_files
+from jdeblur import cli, kernel_files
 from tests.launching import launch_py, usage_error_in_process
 
 

@@ -12,9 +12,8 @@ import pathlib
 
 import numpy as np
 import scipy.ndimage
-from skimage import data
-
 from make_nafnet_fixture import import_official
+from skimage import data
 
 IMAGES = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field")
 DEGRADATIONS = ((1.0, 2.0), (2.0, 5.0), (3.0, 0.0))  # Gaussian blur sigma, noise sigma (grey levels)

@@ -70,7 +70,8 @@ def acquire(workdir) -> WorkdirLock:
     if jax.process_index() != 0:
         return WorkdirLock(None)
     if fcntl is None:
-        warnings.warn("this platform has no fcntl: the workdir is not locked against a second trainer")
+        warnings.warn("this platform has no fcntl: the workdir is not locked against a second trainer",
+                      stacklevel=2)
         return WorkdirLock(None)
     path = pathlib.Path(workdir) / LOCK_FILE
     descriptor = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)

@@ -4,11 +4,19 @@ import json
 import jax
 import numpy as np
 import pytest
-from jax.sharding import NamedSharding, PartitionSpec as P
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from jdeblur.data.pipeline import (
-    DevicePrefetchIterator, EpochPermutations, PhasedBatches, default_data_config, make_batches, make_train_dataset,
-    make_train_loader, patch_phases)
+    DevicePrefetchIterator,
+    EpochPermutations,
+    PhasedBatches,
+    default_data_config,
+    make_batches,
+    make_train_dataset,
+    make_train_loader,
+    patch_phases,
+)
 
 
 def config(**overrides):

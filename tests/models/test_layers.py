@@ -1,8 +1,8 @@
 """Tests for the shared model blocks: pixel (un)shuffle against PyTorch's definition, the matmul transposed
 convolution against Flax's, channel LayerNorm in float64."""
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import flax.linen as nn
 import numpy as np
 import pytest
 

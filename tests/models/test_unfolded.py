@@ -34,7 +34,7 @@ def test_untrained_model_is_hqs_with_an_identity_prior(rng):
     top, left = 5 - 1 - 5 // 2, 4 - 1 - 4 // 2  # where 'valid' outputs are centred
     grid = (13 + 4 + 1, 11 + 3)  # y + kernel - 1, rounded up to the prior's multiple (2)
     z = jnp.pad(y, ((0, 0), (top, grid[0] - 13 - top), (left, grid[1] - 11 - left), (0, 0)), mode="edge")
-    for stage, t in enumerate(np.linspace(0, 1, 3)):
+    for t in np.linspace(0, 1, 3):
         sigma_stage = start ** (1 - t) * sigma_data**t
         z = data_proximal(y, k, z, weight * sigma_data**2 / sigma_stage**2, iterations=2)
     np.testing.assert_allclose(got, z[:, top:top + 13, left:left + 11], atol=2e-4)  # float32 CG

@@ -84,7 +84,7 @@ def test_kernels_are_normalised_centred_jittable_and_vmappable(family):
     params = jnp.asarray(params, jnp.float32)
     batch = jax.jit(jax.vmap(make))(params)
     assert batch.shape == (len(params), SIZE, SIZE) and batch.dtype == jnp.float32
-    for p, kernel in zip(params, np.asarray(batch)):
+    for kernel in np.asarray(batch):
         assert kernel.min() >= 0.0
         np.testing.assert_allclose(kernel.sum(), 1.0, rtol=1e-5)
         # Symmetric families are point-symmetric about the centre pixel, so the centre of mass

@@ -6,9 +6,8 @@ import re
 
 import pytest
 
-from jdeblur import cli
+from jdeblur import cli, sweep
 from jdeblur import config as cfglib
-from jdeblur import sweep
 from jdeblur.data import dead_leaves, pipeline
 from jdeblur.errors import UserError
 from jdeblur.physics import degrade, kernel_mixture

@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 
 from jdeblur.models.registry import build_model
-from jdeblur.train import loop
-from jdeblur.train import optim
+from jdeblur.train import loop, optim
 from jdeblur.train.checkpoint import Checkpointer
 from jdeblur.train.parallel import make_mesh
 from jdeblur.train.state import abstract_state

@@ -9,7 +9,6 @@ from jdeblur.train import workdir_lock
 from tests.processes import hold_in_another_process
 
 
-
 def test_a_second_holder_is_refused_naming_the_workdir_and_the_pid(tmp_path):
     holder = hold_in_another_process(tmp_path)
     try:

@@ -4,10 +4,12 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jdeblur.train import parallel, step as steplib
+from jdeblur.train import parallel
+from jdeblur.train import step as steplib
 from jdeblur.train.defaults import base_config
 from jdeblur.train.state import create_state
 from jdeblur.workdir import load_trained
+
 
 class TinyNet(nn.Module):
     @nn.compact
