@@ -54,7 +54,7 @@ def test_the_runtime_dependencies_are_requirements_txt_with_the_same_ranges():
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     dev = project["optional-dependencies"]["dev"]
     assert sorted(project["dependencies"] + dev) == sorted(requirement_lines((REPO / "requirements.txt").read_text()))
-    assert all(name.startswith(("pytest", "wheel")) for name in dev), dev
+    assert all(name.startswith(("pytest", "wheel", "ruff")) for name in dev), dev
 
 
 @pytest.mark.slow
