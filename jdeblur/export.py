@@ -22,6 +22,7 @@ import pathlib
 import jax
 import jax.numpy as jnp
 
+from jdeblur import infer
 from jdeblur import workdir as workdirs
 from jdeblur.atomic import write_bytes
 from jdeblur.checks import check_choice
@@ -31,11 +32,6 @@ from jdeblur.models.registry import model_inputs
 FORMATS = ("stablehlo", "onnx")
 DEFAULT_TILE = (256, 256)
 INPUT_NAME, OUTPUT_NAME = "image", "restored"
-
-
-def tile_function(model, params):
-    """``x -> model(x)`` with the parameters captured: exported as constants inside the artifact."""
-    return lambda x: model.apply({"params": params}, x)
 
 
 def export_stablehlo(fn, shape) -> bytes:
@@ -88,6 +84,7 @@ def export_workdir(workdir, fmt: str, output, *, tile=DEFAULT_TILE, checkpoint: 
     multiple = model.size_multiple
     if tile_h < multiple or tile_w < multiple or tile_h % multiple or tile_w % multiple:
         raise UserError(f"--tile {tile_h} {tile_w}: expected multiples of the model's size multiple, {multiple}")
-    fn, shape = tile_function(model, params), (1, tile_h, tile_w, 3)
+    # The model with its parameters captured: exported as constants inside the artifact.
+    fn, shape = infer.model_apply_fn(model, params), (1, tile_h, tile_w, 3)
     write_bytes(output, (export_stablehlo if fmt == "stablehlo" else export_onnx)(fn, shape))
     return output

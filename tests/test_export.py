@@ -7,7 +7,7 @@ import jax
 import numpy as np
 import pytest
 
-from jdeblur import cli, export
+from jdeblur import cli, export, infer
 from jdeblur.models.registry import get_model
 from tests.launching import usage_error_in_process
 from tests.models.model_fixtures import quick_jit, random_params
@@ -36,7 +36,7 @@ def tile_and_output(network, rng):
 
 @pytest.mark.slow
 def test_the_stablehlo_file_computes_the_network(network, rng):
-    data = export.export_stablehlo(export.tile_function(*network), (1, *TILE, 3))
+    data = export.export_stablehlo(infer.model_apply_fn(*network), (1, *TILE, 3))
     exported = jax.export.deserialize(bytearray(data))
     assert exported.platforms == ("cpu", "cuda") and exported.in_avals[0].shape == (1, *TILE, 3)
     x, expected = tile_and_output(network, rng)
@@ -47,7 +47,7 @@ def test_the_stablehlo_file_computes_the_network(network, rng):
 def test_the_onnx_file_computes_the_network_in_onnxruntime(network, rng):
     pytest.importorskip("jax2onnx")
     onnxruntime = pytest.importorskip("onnxruntime")
-    data = export.export_onnx(export.tile_function(*network), (1, *TILE, 3))
+    data = export.export_onnx(infer.model_apply_fn(*network), (1, *TILE, 3))
     session = onnxruntime.InferenceSession(data, providers=["CPUExecutionProvider"])
     x, expected = tile_and_output(network, rng)
     [restored] = session.run([export.OUTPUT_NAME], {export.INPUT_NAME: x})
