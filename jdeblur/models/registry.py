@@ -3,7 +3,8 @@
 A model module ``jdeblur.models.<name>`` qualifies when it defines ``VARIANTS`` (preset name ->
 field values) and ``Model(*, variant=None, **kw)``. The registry owns ``config.model``:
 
-- ``name``: a model module (``list_models()``: 'unet', 'nafnet', 'unfolded', 'blind_unfolded');
+- ``name``: a model module (``list_models()``: 'unet', 'nafnet', 'unfolded', 'blind_unfolded',
+  'two_stage');
 - ``variant``: one of its ``VARIANTS``, or None for the class defaults;
 - ``kwargs``: fields of the model class that override the variant's (e.g. ``{'width': 24}``);
 
@@ -15,6 +16,8 @@ model), by those names: ``'kernel'`` ((kh, kw) shared, or (N, kh, kw)) and ``'no
 (a scalar or (N,)) for a non-blind one. It returns the restored images; what else it estimates
 on the way (a blind model's kernel), listed in its class attribute ``estimates``, it sows into
 the ``'intermediates'`` collection under that name, which ``apply_model`` returns beside the image.
+A model may take other observations in training, declared in ``training_inputs`` (a blind model
+whose kernel search has no parameters is trained as its non-blind part, on the true kernels).
 """
 import dataclasses
 import importlib
@@ -131,8 +134,11 @@ def _describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {one_line(error)}"
 
 
-def model_inputs(module) -> tuple[str, ...]:
-    """The observations ``module`` takes, in call order (``('blurred',)`` for a blind model)."""
+def model_inputs(module, *, training: bool = False) -> tuple[str, ...]:
+    """The observations ``module`` takes, in call order (``('blurred',)`` for a blind model); in
+    training, its ``training_inputs`` where it declares them."""
+    if training and hasattr(module, "training_inputs"):
+        return tuple(module.training_inputs)
     return tuple(getattr(module, "inputs", ("blurred",)))
 
 
@@ -141,22 +147,25 @@ def model_estimates(module) -> tuple[str, ...]:
     return tuple(getattr(module, "estimates", ()))
 
 
-def apply_model(module, params, inputs: dict) -> dict:
+def apply_model(module, params, inputs: dict, *, training: bool = False) -> dict:
     """Runs ``module`` on the observations it takes from ``inputs``: ``{'image': ..., **sown}``.
+
+    ``training``: pass the observations the model takes in training (``model_inputs``).
 
     ``sown`` holds what the model sowed into ``'intermediates'`` (e.g. ``'kernel'``), each the
     value of its last sow.
     """
-    args = [inputs[name] for name in model_inputs(module)]
+    args = [inputs[name] for name in model_inputs(module, training=training)]
     image, state = module.apply({"params": params}, *args, mutable=["intermediates"])
     sown = {name: values[-1] for name, values in state.get("intermediates", {}).items()}
     return {"image": image, **sown}
 
 
-def example_inputs(module, *, size: int, kernel_size: int, batch: int = 1) -> dict:
-    """Inputs of the shapes the model takes, for initialisation and shape inference."""
+def example_inputs(module, *, size: int, kernel_size: int, batch: int = 1, training: bool = False) -> dict:
+    """Inputs of the shapes the model takes (in training, with ``training``), for initialisation
+    and shape inference."""
     inputs = {"blurred": jnp.zeros((batch, size, size, 3), jnp.float32),
               "kernel": jnp.zeros((batch, kernel_size, kernel_size), jnp.float32).at[
                   :, kernel_size // 2, kernel_size // 2].set(1.0),
               "noise_sigma": jnp.full((batch,), 0.01, jnp.float32)}
-    return {name: inputs[name] for name in model_inputs(module)}
+    return {name: inputs[name] for name in model_inputs(module, training=training)}

@@ -52,12 +52,30 @@ def least_squares_kernel(blurred, sharp, size: int, *, beta=1e-3, window: float 
     if size > min(height, width):
         raise ValueError(f"size: expected a kernel no larger than the image {(height, width)}, got {size}")
     taper = _tukey(height, window)[:, None, None] * _tukey(width, window)[None, :, None]
+    pairs = [(taper * jnp.diff(sharp, axis=axis, append=_edge(sharp, axis)),
+              taper * jnp.diff(blurred, axis=axis, append=_edge(blurred, axis))) for axis in _SPATIAL_AXES]
+    return fit_kernel(pairs, size, beta=beta)
+
+
+def fit_kernel(pairs, size: int, *, beta=1e-3):
+    """The least-squares kernel mapping each sharp derivative to its blurred one, all pairs at once.
+
+    ``K = sum_d conj(S_d) B_d / (sum_d |S_d|^2 + beta * mean(sum_d |S_d|^2))`` in the Fourier
+    domain (circular), summed over the channels too (they share the kernel).
+
+    Args:
+      pairs: a sequence of (sharp, blurred) derivative images, each (B, H, W, C).
+      size: side of the returned kernels (static int, at most min(H, W)).
+      beta: Tikhonov weight, relative to the mean spectral energy of the sharp derivatives.
+
+    Returns:
+      (B, size, size) float32 raw kernels (``project_kernel`` makes them valid).
+    """
+    height, width = pairs[0][0].shape[1:3]
     numerator = denominator = 0.0
-    for axis in _SPATIAL_AXES:
-        x_spectrum = jnp.fft.rfft2(taper * jnp.diff(sharp, axis=axis, append=_edge(sharp, axis)), axes=_SPATIAL_AXES)
-        y_spectrum = jnp.fft.rfft2(taper * jnp.diff(blurred, axis=axis, append=_edge(blurred, axis)),
-                                   axes=_SPATIAL_AXES)
-        # Channels share the kernel: their evidence adds up.
+    for sharp, blurred in pairs:
+        x_spectrum = jnp.fft.rfft2(sharp, axes=_SPATIAL_AXES)
+        y_spectrum = jnp.fft.rfft2(blurred, axes=_SPATIAL_AXES)
         numerator = numerator + jnp.sum(jnp.conj(x_spectrum) * y_spectrum, axis=-1)
         denominator = denominator + jnp.sum(jnp.abs(x_spectrum) ** 2, axis=-1)
     scale = jnp.mean(denominator, axis=(1, 2), keepdims=True)

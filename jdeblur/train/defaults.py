@@ -35,7 +35,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.seed = 0  # the one seed: split into the init, data and step streams (jdeblur.train.loop)
     c.model = ml_collections.ConfigDict(dict(
         name="unet",       # a module of jdeblur/models (models.list_models()): 'unet', 'nafnet',
-                           # 'unfolded' (non-blind), 'blind_unfolded'
+                           # 'unfolded' (non-blind), 'blind_unfolded', 'two_stage'
         variant="small",   # one of the model's VARIANTS presets; None: the class defaults
         kwargs=ml_collections.ConfigDict(),  # fields of the model class overriding the variant's
     ))
@@ -134,8 +134,8 @@ def validate(config) -> None:
 
 def _check_model_fits_data(config, model) -> None:
     """A non-blind model needs synthetic blur (true kernels); an estimate loss, a model that makes it."""
-    if "kernel" in registry.model_inputs(model) and config.data.name in PAIRED:
-        raise UserError(f"config.model.name={config.model.name!r}: a non-blind model is given each image's "
+    if "kernel" in registry.model_inputs(model, training=True) and config.data.name in PAIRED:
+        raise UserError(f"config.model.name={config.model.name!r}: this model is trained on each image's "
                         f"kernel, which real pairs ({config.data.name}) do not have; expected synthetic blur")
     for name, weight in config.loss.items():
         if not weight or name not in losses.ESTIMATE_LOSSES:

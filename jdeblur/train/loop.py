@@ -78,7 +78,7 @@ def build_train_step(config, mesh, model, tx, schedule, *, prepare=None):
     benchmarks time the step without degradation that way.
     """
     step_fn = make_train_step(
-        apply_fn=lambda params, inputs: apply_model(model, params, inputs),
+        apply_fn=lambda params, inputs: apply_model(model, params, inputs, training=True),
         loss_fn=losses.make_loss(config.loss), tx=tx, schedule=schedule,
         prepare=prepare or make_prepare(config), microbatches=config.train.microbatches,
         ema_decay=config.train.ema_decay, skip_nonfinite=config.train.nonfinite == "skip",

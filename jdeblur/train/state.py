@@ -20,7 +20,7 @@ def create_state(params, tx: optax.GradientTransformation, *, ema: bool) -> dict
 
 
 def _init_params(config, model, key):
-    inputs = example_inputs(model, size=config.data.patch_size, kernel_size=config.degrade.blur.size)
+    inputs = example_inputs(model, size=config.data.patch_size, kernel_size=config.degrade.blur.size, training=True)
     return model.init(key, *inputs.values())["params"]
 
 

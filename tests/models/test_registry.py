@@ -26,7 +26,7 @@ def test_get_model_applies_variant_then_overrides():
 
 
 @pytest.mark.parametrize("call, message", [
-    (lambda: get_model("resnet"), r"model: expected one of \['blind_unfolded', 'nafnet', 'unet', 'unfolded'\]"),
+    (lambda: get_model("resnet"), r"model: expected one of \['blind_unfolded', 'nafnet', 'two_stage', 'unet', 'unfolded'\]"),
     (lambda: get_model("unet", variant="huge"), r"variant: expected one of \['base', 'small', 'tiny'\]"),
     (lambda: get_model("unet", widht=8), r"unknown field\(s\) \['widht'\]; valid fields: .*'width'"),
     (lambda: get_model("unet", norm="batch"), r"norm: expected one of"),
@@ -44,7 +44,7 @@ def model_config(name="unet", variant="tiny", **kwargs):
 
 @pytest.mark.parametrize("cfg, message", [
     (model_config(name="resnet"),
-     r"^config.model.name='resnet': unknown model; valid models: blind_unfolded, nafnet, unet, unfolded$"),
+     r"^config.model.name='resnet': unknown model; valid models: blind_unfolded, nafnet, two_stage, unet, unfolded$"),
     (model_config(variant="huge"), r"^config.model.variant='huge': unknown variant of unet; valid variants: tiny,"),
     (model_config(widht=8), r"^config.model.kwargs: unknown field\(s\) \['widht'\] of unet; valid fields: .*width"),
     (model_config(width=0), r"^config.model.kwargs.width=0: expected int, such as 8 \(variant tiny's\); unet cannot "

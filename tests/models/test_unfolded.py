@@ -53,6 +53,7 @@ def test_gradients_reach_the_prior_and_the_schedule_and_any_kernel_size_runs(rng
     model = get_model("unfolded", **{**SMALL, "stages": 2, "cg_iterations": 1})
     inputs = example_inputs(model, size=12, kernel_size=5, batch=2)
     assert model_inputs(model) == ("blurred", "kernel", "noise_sigma") == tuple(inputs)
+    assert model_inputs(model, training=True) == model_inputs(model)  # no training_inputs: the same
     params = _init(model, *inputs.values())
     # A prior that is not the identity, so that every path carries gradient.
     params = jax.tree.map(lambda p: p + 0.05 * jnp.asarray(rng.standard_normal(p.shape), p.dtype), params)
