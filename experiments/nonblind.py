@@ -39,4 +39,8 @@ def get_config(arg=None):
         c.train.checkpoint_every = 300
         c.train.eval_every = 600
         c.eval.draws = 2
+    else:  # one evaluation, at the end, of one photograph (the quickstart's runlocal: two, of all)
+        c.train.steps = c.train.eval_every = c.train.checkpoint_every = 4
+        c.train.log_every = 2
+        c.eval.max_images = c.eval.samples = 1
     return c
