@@ -48,11 +48,14 @@ class Deblurrer:
       workdir, config, step: where it was loaded from, the run's config and the checkpoint's step.
       model, params: the Flax module and its (evaluation) parameters.
       nonblind: whether it needs the blur kernel of each image (``jdeblur.models.unfolded``).
+      takes_kernel: whether it can be given the kernel: a non-blind model, or a blind one that is
+        trained on true kernels and searches for them otherwise (``jdeblur.models.two_stage``).
     """
 
     def __init__(self, workdir, config, model, params, step: int):
         self.workdir, self.config, self.model, self.params, self.step = workdir, config, model, params, step
         self.nonblind = "kernel" in model_inputs(model)
+        self.takes_kernel = "kernel" in model_inputs(model, training=True)
 
     def __repr__(self) -> str:
         kind = "non-blind" if self.nonblind else "blind"
@@ -60,15 +63,15 @@ class Deblurrer:
 
     def check_observations(self, *, kernel: bool, ensemble: bool, kernel_name: str = "kernel",
                            ensemble_name: str = "ensemble") -> None:
-        """Raises UserError unless a kernel is given exactly when the model is non-blind, and the
-        self-ensemble only to a blind one (the names are the caller's: arguments or flags)."""
+        """Raises UserError unless a kernel is given when the model is non-blind and only when it takes
+        one, and the self-ensemble only without a kernel (the names are the caller's: arguments or flags)."""
         if self.nonblind and not kernel:
             raise UserError(f"{self.workdir}: its model ({self.config.model.name}) is non-blind; give the blur "
                             f"with {kernel_name}")
-        if kernel and not self.nonblind:
+        if kernel and not self.takes_kernel:
             raise UserError(f"{kernel_name.split()[0]}: the model of {self.workdir} ({self.config.model.name}) is "
                             "blind and estimates the blur itself; give no kernel, or use a non-blind run")
-        if self.nonblind and ensemble:
+        if kernel and ensemble:
             raise UserError(f"{ensemble_name}: the self-ensemble rotates the image but not its kernel; it is for "
                             "blind models")
 
@@ -78,9 +81,9 @@ class Deblurrer:
 
         Args:
           image: the blurred image, or the path of an image file.
-          kernel: non-blind models only: the blur, an (H, W) array or a kernel file
-            (``jdeblur.kernel_files``); normalised to sum 1.
-          noise_sigma: non-blind models: the noise standard deviation in [0, 1] units; None
+          kernel: the blur, an (H, W) array or a kernel file (``jdeblur.kernel_files``), normalised
+            to sum 1: needed by a non-blind model; a two-stage blind one uses it instead of its search.
+          noise_sigma: with a kernel: the noise standard deviation in [0, 1] units; None
             estimates it from the image (Donoho's wavelet estimator).
           max_pixels: pixels per model call; larger images are tiled.
           tile: tile side in pixels (default: the largest ``max_pixels`` allows).
@@ -94,7 +97,7 @@ class Deblurrer:
         self.check_observations(kernel=kernel is not None, ensemble=ensemble, kernel_name="kernel=")
         photos.check_tiling(self.model.size_multiple, tile=tile, max_pixels=max_pixels, overlap=overlap)
         observations = {}
-        if self.nonblind:
+        if kernel is not None:
             if isinstance(kernel, (str, os.PathLike)):
                 kernel = read_kernel(kernel, name="kernel")
             kernel = normalize_kernel_array(kernel, "kernel")
@@ -129,7 +132,9 @@ def deblur_files(workdir, input_spec: str, output_dir, *, tile=None, max_pixels=
     A non-blind model (``jdeblur.models.unfolded``) needs ``kernel``: a kernel file
     (``jdeblur.kernel_files``) applied to every input, no larger than any of them; and the noise
     level, ``noise_sigma`` (in [0, 1] units), or, when None, each image's own estimate
-    (``jdeblur.physics.noise.estimate_noise_sigma``, Donoho's wavelet estimator), printed.
+    (``jdeblur.physics.noise.estimate_noise_sigma``, Donoho's wavelet estimator), printed. A
+    two-stage blind model (``jdeblur.models.two_stage``) given ``kernel`` uses it instead of
+    searching for one.
     """
     import tqdm
 
@@ -171,7 +176,7 @@ def deblur_files(workdir, input_spec: str, output_dir, *, tile=None, max_pixels=
         for source, target in bar:
             photo = photos.read_photo_with_metadata(source)
             sigma = noise_sigma
-            if deblurrer.nonblind and noise_sigma is None:
+            if kernel is not None and noise_sigma is None:
                 sigma = photos.estimate_photo_noise(photo.pixels)
                 bar.write(f"{source}: estimated noise sigma {sigma:.4f} ({sigma * 255:.2f} of 255)")
             restored = deblurrer.deblur(photo.pixels, kernel=kernel, noise_sigma=sigma, tile=tile,

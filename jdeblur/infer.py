@@ -36,13 +36,15 @@ PAD_MODES = {"reflect": "reflect", "zero": "constant"}  # restore's pad -> numpy
 
 def model_apply_fn(module, params, **observations) -> jax.tree_util.Partial:
     """``x -> module.apply({'params': params}, x, **observations)`` as a pytree whose leaves are the
-    parameters (and the observations a non-blind model takes besides the image: its ``kernel``,
-    shared by every tile, and ``noise_sigma``)."""
+    parameters (and the observations the model takes besides the image: a non-blind model's
+    ``kernel``, shared by every tile, and ``noise_sigma``, which a model trained on them, e.g. the
+    two-stage blind one, may be given too)."""
     missing = [name for name in model_inputs(module)[1:] if observations.get(name) is None]
     if missing:
         raise ValueError(f"{type(module).__name__} is a non-blind model: it needs the {' and the '.join(missing)} "
                          "of the blurred image")
-    given = {name: jnp.asarray(observations[name], jnp.float32) for name in model_inputs(module)[1:]}
+    given = {name: jnp.asarray(observations[name], jnp.float32)
+             for name in model_inputs(module, training=True)[1:] if observations.get(name) is not None}
     return jax.tree_util.Partial(module.apply, {"params": params}, **given)
 
 

@@ -7,14 +7,18 @@ the launcher in tests/test_launch.py and tests/test_nonblind_cli.py.
 import re
 
 import imageio.v3 as iio
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 import jdeblur
 from jdeblur import config as cfglib
+from jdeblur import photos
 from jdeblur.config import REPO
 from jdeblur.errors import UserError
 from jdeblur.models.registry import build_model
+from tests.models.model_fixtures import quick_jit
 
 
 @pytest.fixture
@@ -85,3 +89,22 @@ def test_the_readme_example_runs_as_written(workdir, rng, tmp_path, capsys):
          names)
     assert names["restored"].shape == photo.shape and names["restored"].dtype == np.uint8
     assert 0 < float(capsys.readouterr().out) < 100  # the PSNR it prints
+
+
+def test_a_two_stage_blind_model_takes_a_known_kernel_instead_of_searching(rng):
+    """Given the kernel, the blind two-stage model is its non-blind part: the same restoration as
+    the model applied with that kernel and noise level to the padded image."""
+    config = cfglib.load_config("experiments/blind.py:runlocal")
+    module = build_model(config.model)
+    image = rng.random((24, 20, 3)).astype(np.float32)
+    kernel = np.zeros((5, 5), np.float32)
+    kernel[2, 1:4] = 1.0 / 3.0
+    padded = jnp.asarray(photos.pad_to_multiple(image, photos.COMPILE_MULTIPLE))[None]  # as deblur pads
+    params = quick_jit(module.init)(jax.random.key(0), padded, jnp.asarray(kernel), 0.02)["params"]
+    model = jdeblur.Deblurrer("ts", config, module, params=params, step=0)
+    assert not model.nonblind and model.takes_kernel
+    restored = model.deblur(image, kernel=kernel, noise_sigma=0.02)
+    expected = quick_jit(module.apply)({"params": params}, padded, jnp.asarray(kernel), 0.02)[0, :24, :20]
+    np.testing.assert_allclose(restored, np.clip(expected, 0, 1), atol=1e-5)
+    with pytest.raises(UserError, match="ensemble: the self-ensemble rotates the image but not its kernel"):
+        model.deblur(image, kernel=kernel, ensemble=True)
