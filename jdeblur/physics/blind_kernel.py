@@ -32,13 +32,13 @@ makes periodic). A mirrored copy of ``k * x`` is the mirrored ``x`` blurred by t
 kernel, so the mirrored canvas is one convolution only for kernels symmetric about both axes
 (Gaussian, disk). A kernel fitted on the whole canvas averages a motion at angle ``a`` with its
 mirror images at ``-a``: an oblique line comes out as a short cross or blob, whatever the latent
-(measured: given the true sharp image as the latent, the L1 error of 19-px linear-motion kernels
-was 0.63 on the canvas against 0.06 on the crop alone). So the kernel step fits the observed
-crop alone: the latent's gradients within half a kernel of the crop's border (where the latent
-mixes in the wrong mirror images, and where ``k * x`` would reach outside the crop) are dropped,
-and the observation's gradients outside the crop are zero. The Tikhonov weight ``beta`` (0.1 of
+(measured: given the true sharp image as the latent, all its gradients, the L1 error of 19-px
+linear-motion kernels was 0.63 on the canvas against 0.06 on the crop alone). So the kernel step
+fits the observed crop alone: the latent's gradients within half a kernel of the crop's border
+(where the latent mixes in the wrong mirror images, and where ``k * x`` would reach outside the
+crop) are dropped, and the observation's gradients outside the crop are zero. The Tikhonov weight ``beta`` (0.1 of
 the mean energy) is what keeps the fit on one crop from speckle in a wide kernel (a disk of
-radius 5.7 on fur: L1 error 0.75 at 0.01, 0.64 at 0.1).
+radius 5.7 on fur: L1 error about 0.75 at 0.01, 0.65 at 0.1).
 
 Only a central crop of at most ``max_side`` pixels a side is used: 256 x 256 pixels hold plenty
 of edges for kernels up to about 25 pixels, and the cost grows with the area.
