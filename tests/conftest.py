@@ -2,7 +2,6 @@
 
 The device count must be fixed before JAX's backend starts, hence at import time here.
 """
-import collections
 import os
 import pathlib
 import zlib
@@ -19,14 +18,6 @@ jax.config.update("jax_num_cpu_devices", int(os.environ["JAX_NUM_CPU_DEVICES"]))
 import imageio.v3 as iio  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-
-
-def pytest_collection_modifyitems(config, items):
-    """Files with the most slow tests first. xdist hands whole files to its two workers (--dist
-    loadfile) in this order: the long files starting first leaves the short ones to even out the end,
-    where a long file started last ran alone for minutes."""
-    slow = collections.Counter(item.path for item in items if item.get_closest_marker("slow"))
-    items.sort(key=lambda item: -slow[item.path])  # stable: files stay whole, their tests in order
 
 
 @pytest.fixture
