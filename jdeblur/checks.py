@@ -72,6 +72,12 @@ def check_choice(value, name: str, choices) -> None:
         raise UserError(f"{name}: expected one of {sorted(choices)}, got {value!r}")
 
 
+def check_integer(value, name: str, least: int) -> None:
+    """Raises UserError unless ``value`` is an integer (not a bool) >= ``least``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
+        raise UserError(f"{name}: expected an integer >= {least}, got {value!r}")
+
+
 def check_folder_writable(path, name: str) -> None:
     """Raises UserError naming ``name`` unless ``path`` is a writable folder or could be created as one.
 

@@ -33,7 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from jdeblur.checks import check_choice, check_finite, check_positive, check_rank
+from jdeblur.checks import check_choice, check_finite, check_integer, check_positive, check_rank
 
 SSIM_SIGMA = 1.5
 SSIM_TRUNCATE = 3.5  # skimage's choice for gaussian_weights=True
@@ -143,8 +143,7 @@ def _check_options(pred, target, *, data_range, y_channel, crop_border, min_size
     """Checks the pair and the options before any tracing, so errors name the argument."""
     check_image_pair(pred, target)
     check_positive(data_range, "data_range")
-    if not isinstance(crop_border, (int, np.integer)) or crop_border < 0:
-        raise ValueError(f"crop_border: expected an integer >= 0, got {crop_border!r}")
+    check_integer(crop_border, "crop_border", 0)
     height, width, channels = np.shape(pred)[-3:]
     if y_channel and channels != 3:
         raise ValueError(f"pred: y_channel=True needs 3 RGB channels, got shape {np.shape(pred)}")

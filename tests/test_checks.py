@@ -1,4 +1,5 @@
 """The shared argument checks: what they accept, and the error class and message of what they refuse."""
+import numpy as np
 import pytest
 
 from jdeblur import checks
@@ -20,6 +21,10 @@ def test_choices_and_ranges_are_user_errors_naming_the_field():
     with pytest.raises(UserError, match=r"config.train.steps: expected a finite value > 0, got 0"):
         checks.check_positive(0, "config.train.steps")
     checks.check_positive(0, "config.data.cache_mb", allow_zero=True)
+    checks.check_integer(np.int64(3), "config.model.rounds", 3)
+    for bad in (2, True, 3.0, "3"):  # too small, a bool, a float, a string
+        with pytest.raises(UserError, match=f"config.model.rounds: expected an integer >= 3, got {bad!r}"):
+            checks.check_integer(bad, "config.model.rounds", 3)
     with pytest.raises(ValueError, match="x: expected") as info:
         checks.check_rank([1.0, 2.0], "x", (4,), "a batch (B, H, W, C)")
     assert not isinstance(info.value, UserError)  # a wrong shape is a caller's bug, not a user's value

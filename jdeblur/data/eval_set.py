@@ -33,6 +33,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from jdeblur.atomic import new_folder
+from jdeblur.checks import check_integer
 from jdeblur.data.datasets import PAIRED, prepare, split_source
 from jdeblur.errors import UserError
 from jdeblur.physics.degrade import degrade_with_info
@@ -151,8 +152,7 @@ def make_eval_set(data_cfg, degrade_cfg, *, seed: int, split: str = "test", cach
     count = len(source) if max_images is None else min(max_images, len(source))
     if data_cfg.name in PAIRED:
         return EvalSet(source, list(range(count)))
-    if isinstance(draws, bool) or not isinstance(draws, int) or draws < 1:
-        raise ValueError(f"draws: expected an integer >= 1, got {draws!r}")
+    check_integer(draws, "draws", 1)
     if degrade_cfg is None:
         raise ValueError(f"degrade_cfg: dataset {data_cfg.name} holds sharp images only; expected the "
                          "degradation config that makes their blurred inputs, got None")

@@ -27,6 +27,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jdeblur.checks import check_choice, check_integer
 from jdeblur.models.registry import build_variant
 from jdeblur.models.unet import UNet
 from jdeblur.models.unfolded import VARIANTS as DECONV_VARIANTS
@@ -64,12 +65,9 @@ class BlindUnfolded(nn.Module):
     deconv: str = "small"
 
     def __post_init__(self):
-        if self.deconv not in DECONV_VARIANTS:
-            raise ValueError(f"deconv: expected one of {sorted(DECONV_VARIANTS)}, got {self.deconv!r}")
+        check_choice(self.deconv, "deconv", DECONV_VARIANTS)
         for name, least in (("kernel_size", 3), ("refinements", 0), ("estimator_depth", 1), ("estimator_width", 1)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < least:
-                raise ValueError(f"{name}: expected an integer >= {least}, got {value!r}")
+            check_integer(getattr(self, name), name, least)
         super().__post_init__()
 
     @property

@@ -21,6 +21,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jdeblur.checks import check_choice, check_integer
 from jdeblur.models.registry import build_variant
 from jdeblur.models.unfolded import VARIANTS as DECONV_VARIANTS
 from jdeblur.models.unfolded import Unfolded
@@ -58,12 +59,9 @@ class TwoStage(nn.Module):
     deconv: str = "small"
 
     def __post_init__(self):
-        if self.deconv not in DECONV_VARIANTS:
-            raise ValueError(f"deconv: expected one of {sorted(DECONV_VARIANTS)}, got {self.deconv!r}")
+        check_choice(self.deconv, "deconv", DECONV_VARIANTS)
         for name, least in (("kernel_size", 3), ("rounds", 1), ("max_side", 16)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < least:
-                raise ValueError(f"{name}: expected an integer >= {least}, got {value!r}")
+            check_integer(getattr(self, name), name, least)
         if self.kernel_size % 2 == 0:
             raise ValueError(f"kernel_size: expected an odd size, got {self.kernel_size}")
         super().__post_init__()

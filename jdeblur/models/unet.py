@@ -18,7 +18,7 @@ import math
 import flax.linen as nn
 import jax.numpy as jnp
 
-from jdeblur.checks import check_choice
+from jdeblur.checks import check_choice, check_integer
 from jdeblur.models.layers import (
     TransposeConv2x2,
     activation,
@@ -116,8 +116,7 @@ class UNet(nn.Module):
         check_choice(self.downsample, "downsample", DOWNSAMPLINGS)
         check_choice(self.upsample, "upsample", UPSAMPLINGS)
         check_choice(self.skip, "skip", SKIPS)
-        if not (isinstance(self.unshuffle, int) and self.unshuffle >= 1):
-            raise ValueError(f"unshuffle: expected an integer >= 1, got {self.unshuffle!r}")
+        check_integer(self.unshuffle, "unshuffle", 1)
         activation(self.activation)
         super().__post_init__()
 

@@ -31,7 +31,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 import numpy as np
 
-from jdeblur.checks import check_choice, check_rank
+from jdeblur.checks import check_choice, check_integer, check_rank
 from jdeblur.models.registry import build_variant
 from jdeblur.models.unet import UNet
 from jdeblur.physics.proximal import data_proximal
@@ -86,9 +86,7 @@ class Unfolded(nn.Module):
     def __post_init__(self):
         check_choice(self.boundary, "boundary", BOUNDARIES)
         for name in ("stages", "cg_iterations"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name}: expected an integer >= 1, got {value!r}")
+            check_integer(getattr(self, name), name, 1)
         margin = self.prior_margin
         if margin is not None and (isinstance(margin, bool) or not isinstance(margin, int) or margin < 0):
             raise ValueError(f"prior_margin: expected None or an integer >= 0, got {margin!r}")
