@@ -1,12 +1,10 @@
-"""Every experiment file: the launch commands of its docstring, its declared sweep, and its runlocal
-variant trained end to end through ``launch.py`` (a subprocess, as a user runs it).
+"""Every experiment file: the launch commands of its docstring and its declared sweep (every point's
+config loads and validates), and the runlocal variant of each model and data source trained end to
+end through ``launch.py`` (a subprocess, as a user runs it).
 
-The subprocesses share the session's data folder and JAX compilation cache (tests/conftest.py), so
-runs of one model and step (the quickstart-derived ablations) compile it once. A sweep through
-``launch.py sweep`` and ``report`` is tested once, in tests/test_launch.py (tiny_sweep).
+The subprocesses share the session's data folder and JAX compilation cache (tests/conftest.py). A
+sweep through ``launch.py sweep`` and ``report`` is tested once, in tests/test_launch.py (tiny_sweep).
 """
-import json
-import math
 import shlex
 
 import pytest
@@ -14,12 +12,18 @@ import pytest
 from jdeblur import cli, sweep
 from jdeblur import config as cfglib
 from tests.data.fake_gopro import make_gopro
-from tests.launching import assert_usage_error, launch_py
+from tests.launching import assert_usage_error, check_runlocal_outputs, launch_py
 
 EXPERIMENTS = cfglib.list_experiments()
-# Trained through launch.py by tests/test_launch.py already, so not run twice (12 s or more a run):
-# quickstart:runlocal is its `trained` fixture, and its sweep test makes every run of tiny_sweep.
-RUN_ELSEWHERE = {"quickstart", "tiny_sweep"}
+# Trained through launch.py by other test files, so not run twice (20-60 s a run here): quickstart's
+# runlocal is tests/test_launch.py's `trained` fixture, nonblind's tests/test_nonblind_cli.py's, and
+# its sweep test makes every run of tiny_sweep.
+RUN_ELSEWHERE = {"quickstart", "tiny_sweep", "nonblind"}
+# Not trained in the suite: each is another runlocal with one setting changed, which the docstring
+# test validates point by point as `launch.py sweep` does before training (the ablations: the
+# quickstart's U-Net with another loss, width or training mixture; gopro_unet: gopro_nafnet's real
+# pairs with the U-Net). Their parts are trained by the tests of the runs above and tests/train.
+NOT_TRAINED = {"ablate_loss", "ablate_width", "ablate_blur_families", "gopro_unet"}
 # The sweep that tests the sweep machinery in two seeds; every other declared sweep has three.
 TWO_SEED_SWEEPS = {"tiny_sweep"}
 GOPRO = {"gopro_nafnet", "gopro_unet"}  # real pairs: need a GOPRO_Large tree (manual_dir)
@@ -67,34 +71,15 @@ def gopro_tree(tmp_path, write_image):
     return tmp_path / "gopro"
 
 
-def finite_metrics(table: dict) -> bool:
-    return all(math.isfinite(v) for metrics in table.values() for v in metrics.values())
-
-
 @pytest.mark.slow
-@pytest.mark.parametrize("name", [e for e in EXPERIMENTS if e not in RUN_ELSEWHERE])
+@pytest.mark.parametrize("name", [e for e in EXPERIMENTS if e not in RUN_ELSEWHERE | NOT_TRAINED])
 def test_runlocal_trains_end_to_end(name, env, data_dir, tmp_path, request):
     extra = [f"--config.data.manual_dir={request.getfixturevalue('gopro_tree')}"] if name in GOPRO else []
     workdir = tmp_path / "run"
     result = launch_py(env, "train", "--config", f"experiments/{name}.py:runlocal", "--workdir", workdir,
                        f"--config.data.data_dir={data_dir}", *extra, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
-    config = json.loads((workdir / "config.json").read_text())
-    final = json.loads((workdir / "final.json").read_text())
-    assert final["step"] == config["train"]["steps"] and "model" in final["results"]
-    assert finite_metrics(final["results"]) and all(finite_metrics(t) for t in final["by_family"].values())
-    if name in GOPRO:  # real pairs: no kernel, so no classical baseline and no family
-        assert set(final["results"]) == {"blurred", "model"} and final["by_family"] == {}
-    families = config["eval"].get("blur_families")  # every test image scored under each of them
-    if families:
-        assert sorted(final["by_family"]) == sorted(families)
-    levels, outside = config["eval"].get("noise_levels"), config["eval"].get("out_of_family")
-    if levels or outside:  # deblurring apart from denoising: gains by noise level and family
-        by_noise = final["by_noise"][config["data"]["eval_split"]]
-        assert list(by_noise) == [f"{level:g}" for level in levels] + ["range"]
-        for entry in by_noise.values():
-            assert set(entry["families"]) >= set(outside) and finite_metrics(entry["in_family"])
-            assert not outside or finite_metrics(entry["out_of_family"])
+    check_runlocal_outputs(workdir, paired=name in GOPRO)
 
 
 @pytest.mark.slow

@@ -1,22 +1,27 @@
-"""A non-blind run through launch.py: deblur with --kernel files and the noise estimate, bad kernels,
-and eval with overrides (plug-and-play with more stages of the trained prior)."""
+"""A non-blind run through launch.py (experiments/nonblind.py:runlocal, trained once here): deblur with
+--kernel files and the noise estimate, bad kernels, and eval with overrides (plug-and-play with more
+stages of the trained prior)."""
 import imageio.v3 as iio
 import numpy as np
 import pytest
 
 from jdeblur import cli, kernel_files
-from tests.launching import launch_py, usage_error_in_process
+from tests.launching import check_runlocal_outputs, launch_py, usage_error_in_process
 
 
 @pytest.fixture(scope="module")
 def nonblind_run(env, data_dir, tmp_path_factory):
+    """The experiment's runlocal as its docstring runs it (tests/test_experiments.py leaves it to this file)."""
     workdir = tmp_path_factory.mktemp("nonblind") / "run"
     result = launch_py(env, "train", "--config", "experiments/nonblind.py:runlocal", "--workdir", workdir,
-                       f"--config.data.data_dir={data_dir}", "--config.train.steps=2",
-                       "--config.train.eval_every=2", "--config.train.checkpoint_every=2",
-                       "--config.eval.noise_levels=()", "--config.eval.out_of_family=()")
+                       f"--config.data.data_dir={data_dir}")
     assert result.returncode == 0, result.stderr[-3000:]
     return workdir
+
+
+@pytest.mark.slow
+def test_runlocal_trains_and_scores_the_gains_by_noise_level_and_family(nonblind_run):
+    check_runlocal_outputs(nonblind_run)
 
 
 @pytest.mark.slow
