@@ -3,7 +3,7 @@
     python benchmarks/inference_memory.py [--models unet-small nafnet-width32] [--sizes 1280x720 4096x3072]
                                           [--max-pixels 262144] [--repeats 2] [--skip MODEL:SIZE:MODE ...]
 
-Models as the experiments build them: the quickstart's U-Net 'small' (``experiments/quickstart.py``)
+Models as the experiments build them: the U-Net experiment's 'small' (``experiments/unet.py``)
 and NAFNet width 32 with the test-time local converter (``experiments/gopro_nafnet.py``), with
 random parameters (the cost does not depend on their values). Each case runs in a fresh Python
 process, so its peak resident set size (``ru_maxrss``) is its own: imports, initialisation,
@@ -30,7 +30,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 MODELS = {  # name: (experiment spec, overrides)
-    "unet-small": ("quickstart", []),
+    "unet-small": ("unet", []),
     "nafnet-width32": ("gopro_nafnet:width32", []),
 }
 SIZES = {"1280x720": (720, 1280), "4096x3072": (3072, 4096)}

@@ -12,7 +12,7 @@ up (workers started, cache filled), then timed as the median of ``--repeats`` ru
 ``--batches`` batches. Prints patches/s per setting and, last, the ratio of the best setting to
 the baseline (one thread, no cache).
 
-Supply against consumption: the quickstart's own loader (its data config: 64x64 patches plus the
+Supply against consumption: the U-Net experiment's own loader (its data config: 64x64 patches plus the
 9-px margin of its 19x19 blur, batch 16, its augmentations and worker settings) against its train
 step, built as ``benchmarks/train_step.py`` builds it (degradation included), timed in
 interleaved rounds in the same process, before the settings above (alone with

@@ -28,7 +28,7 @@ KERNEL_SIZE = 19
 def model_cost(name: str, variant: str, size: int) -> dict:
     """Parameters and forward-pass FLOPs (XLA) of one model variant on a 1 x size x size x 3 image."""
     module = get_model(name, variant=variant)
-    # A non-blind model also takes the kernel (KERNEL_SIZE px, the quickstart's) and the noise level.
+    # A non-blind model also takes the kernel (KERNEL_SIZE px, the U-Net experiment's) and the noise level.
     inputs = [jax.ShapeDtypeStruct(x.shape, x.dtype) for x in
               example_inputs(module, size=size, kernel_size=KERNEL_SIZE).values()]
     variables = jax.eval_shape(module.init, jax.random.key(0), *inputs)

@@ -1,6 +1,6 @@
 """Start-up: seconds from the command to the first training step, compilation cache off, cold and warm.
 
-    python benchmarks/startup.py [--repeats 3] [--config experiments/quickstart.py]
+    python benchmarks/startup.py [--repeats 3] [--config experiments/unet.py]
                                  [--min-compile-time 1.0]
 
 Runs ``python launch.py train --config CONFIG --workdir FRESH --config.train.steps=1`` and stops it
@@ -74,7 +74,7 @@ def directory_size(path: pathlib.Path) -> tuple[int, int]:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", default="experiments/quickstart.py")
+    parser.add_argument("--config", default="experiments/unet.py")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--min-compile-time", type=float, default=compilation_cache.MIN_COMPILE_TIME_S)
     args = parser.parse_args()

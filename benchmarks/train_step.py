@@ -48,8 +48,8 @@ from jdeblur.train.state import initial_state  # noqa: E402
 # name: (experiment spec, overrides). The GoPro recipes train on 256x256 patches in batches of 32
 # or more: here 64x64 and small batches, so that a CPU step takes about a second.
 CASES = {
-    "quickstart": ("quickstart", []),
-    "unet-tiny": ("quickstart:runlocal", []),
+    "quickstart": ("unet", []),
+    "unet-tiny": ("unet:runlocal", []),
     "unet-base": ("gopro_unet", ["data.patch_size=64", "train.global_batch=4"]),
     "nafnet-tiny": ("gopro_nafnet:width32", ["model.variant=tiny", "model.kwargs.train_size=64",
                                               "data.patch_size=64", "train.global_batch=4"]),
@@ -62,7 +62,7 @@ CASES = {
     "nonblind-margin6": ("nonblind", ["model.kwargs={'prior_margin': 6}"]),
     "blind": ("blind", []),
     # Not run by default: the quickstart recomputing each block's activations in the backward pass.
-    "quickstart-remat": ("quickstart", ["model.kwargs={'norm': 'none', 'activation': 'relu', "
+    "quickstart-remat": ("unet", ["model.kwargs={'norm': 'none', 'activation': 'relu', "
                                         "'upsample': 'transpose', 'remat': True}"]),
 }
 DEFAULT_CASES = ("quickstart", "unet-tiny", "unet-base", "nafnet-tiny", "nafnet-width32")
@@ -237,7 +237,7 @@ def main():
     parser.add_argument("--cases", nargs="*", default=list(DEFAULT_CASES), choices=list(CASES))
     parser.add_argument("--repeats", type=int, default=5, help="interleaved rounds; medians over them")
     parser.add_argument("--seconds", type=float, default=1.0, help="about this long per measurement")
-    parser.add_argument("--degradation", action="store_true", help="also time the quickstart's degradation")
+    parser.add_argument("--degradation", action="store_true", help="also time the U-Net experiment's degradation")
     parser.add_argument("--no-donation", action="store_true",
                         help="also time the quickstart without donation")
     parser.add_argument("--xla-kernels", action="store_true",

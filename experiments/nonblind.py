@@ -6,7 +6,7 @@ embedded photographs. The model (``jdeblur.models.unfolded``) alternates the exa
 the imaging model (``jdeblur.physics.proximal``: the photograph is a 'valid' observation of a
 larger scene, solved by conjugate gradients preconditioned by the circular closed form) with a
 U-Net prior told its noise level, for 4 stages, as deep unfolding (USRNet, Zhang et al. CVPR 2020)
-and plug-and-play restoration (DPIR, Zhang et al. TPAMI 2021) do. Training draws the quickstart's
+and plug-and-play restoration (DPIR, Zhang et al. TPAMI 2021) do. Training draws the U-Net experiment's
 kernels (Gaussian, linear motion, camera shake up to 19 px) and noise sigma 0-5%.
 
 Source: no published figure on these photographs; the reference is the oracle Wiener filter
@@ -29,7 +29,7 @@ from jdeblur.config import load_config
 def get_config(arg=None):
     if arg not in (None, "runlocal"):
         raise ValueError(f"unknown variant {arg!r}; expected runlocal or nothing")
-    c = load_config("quickstart" if arg is None else "quickstart:runlocal")  # its data, kernels, eval
+    c = load_config("unet" if arg is None else "unet:runlocal")  # its data, kernels, eval
     c.model.name = "unfolded"
     c.model.variant = "small" if arg is None else "tiny"
     c.model.kwargs = {}
@@ -39,7 +39,7 @@ def get_config(arg=None):
         c.train.checkpoint_every = 300
         c.train.eval_every = 600
         c.eval.draws = 2
-    else:  # one evaluation, at the end, of one photograph (the quickstart's runlocal: two, of all)
+    else:  # one evaluation, at the end, of one photograph (the U-Net's runlocal: two, of all)
         c.train.steps = c.train.eval_every = c.train.checkpoint_every = 4
         c.train.log_every = 2
         c.eval.max_images = c.eval.samples = 1

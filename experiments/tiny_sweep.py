@@ -1,7 +1,7 @@
 """Tiny sweep: the smallest two-point, two-seed ablation, for testing the sweep and report machinery.
 
 Goal: exercise ``launch.py sweep`` and ``launch.py report`` end to end in about a minute: the
-quickstart's ``runlocal`` U-Net (12 steps) evaluated once, trained with and without flips and
+U-Net experiment's ``runlocal`` (12 steps) evaluated once, trained with and without flips and
 rotations, two seeds each. The numbers it reports mean nothing; the files and the table's form
 are what it tests.
 
@@ -18,7 +18,7 @@ from jdeblur import config as cfglib
 def get_config(arg=None):
     if arg is not None:
         raise ValueError(f"unknown variant {arg!r}; tiny_sweep has none")
-    c = cfglib.load_config("quickstart:runlocal")
+    c = cfglib.load_config("unet:runlocal")
     # The same steps and schedule as runlocal, so that the train step is the program runlocal
     # compiled (a JAX compilation cache then serves it); one evaluation only.
     c.train.log_every = c.train.steps

@@ -1,6 +1,6 @@
 """JAX's persistent compilation cache, on by default for jdeblur's commands.
 
-Compiling the quickstart's train step takes about 16 s on a 2-core CPU, and every command compiles
+Compiling the U-Net experiment's train step takes about 16 s on a 2-core CPU, and every command compiles
 its step, evaluation and restoration functions again. With the cache on, XLA executables are written
 to disk the first time and read back by later processes that compile the same computation (same
 program, shapes, devices, jax version and flags; the key covers them all, so a stale entry is never
@@ -9,7 +9,7 @@ used). jax 0.10 caches executables on CPU as well as on GPU and TPU.
 Where: ``$JDEBLUR_CACHE_DIR``, else JAX's own ``$JAX_COMPILATION_CACHE_DIR`` when set, else
 ``$XDG_CACHE_HOME/jdeblur/jax``, else ``~/.cache/jdeblur/jax``. Off: ``JDEBLUR_COMPILATION_CACHE=0``.
 JAX never evicts entries (an LRU limit needs the ``filelock`` package, not a dependency); the
-quickstart adds about 1 MiB, and deleting the directory is safe at any time.
+U-Net experiment adds about 1 MiB, and deleting the directory is safe at any time.
 """
 import os
 import pathlib
@@ -22,7 +22,8 @@ SWITCH_ENV = "JDEBLUR_COMPILATION_CACHE"
 _OFF = ("0", "false", "no", "off")
 # Every compilation is cached, not only those over jax's default of 1 s: start-up is many small
 # compilations (initialisation, the evaluation's baselines), and with all of them cached the
-# quickstart reached its first step in 9 s instead of 13 s (41 files, 0.9 MiB; benchmarks/startup.py).
+# U-Net experiment reached its first step in 9 s instead of 13 s (41 files, 0.9 MiB;
+# benchmarks/startup.py).
 MIN_COMPILE_TIME_S = 0.0
 
 

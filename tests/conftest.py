@@ -53,7 +53,7 @@ def env(tmp_path_factory):
     """The environment of ``launch.py`` subprocesses: one CPU device (as a user's machine; this process
     simulates 8), TFDS's default data folder under pytest's temporary folder (in case a command forgets
     data_dir), and one persistent JAX compilation cache for the whole session, so that a run reuses
-    the programs an earlier one compiled (on this CPU, a quickstart runlocal run takes 35 s cold
+    the programs an earlier one compiled (on this CPU, a U-Net runlocal run takes 35 s cold
     and 13 s warm)."""
     env = dict(os.environ)
     env.pop("JAX_NUM_CPU_DEVICES", None)
@@ -102,7 +102,7 @@ def folder_config(tmp_path, write_image, rng):
 
 @pytest.fixture(scope="session")
 def untrained_run(tmp_path_factory):
-    """A quickstart runlocal workdir holding perturbed initial parameters (``tests/untrained.py``), shared
+    """A U-Net runlocal workdir holding perturbed initial parameters (``tests/untrained.py``), shared
     by the tests that load a workdir without needing a trained one (deblur, export, the installed package)."""
     from tests import untrained
 

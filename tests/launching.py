@@ -8,7 +8,7 @@ import sys
 from jdeblur import cli
 from jdeblur.config import REPO
 
-QUICKSTART_LOCAL = "experiments/quickstart.py:runlocal"
+UNET_LOCAL = "experiments/unet.py:runlocal"  # the cheapest full run: the launcher tests train it
 
 
 def launch_py(env, *args, timeout=300) -> subprocess.CompletedProcess:

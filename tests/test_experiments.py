@@ -15,15 +15,26 @@ from tests.data.fake_gopro import make_gopro
 from tests.launching import assert_usage_error, check_runlocal_outputs, launch_py
 
 EXPERIMENTS = cfglib.list_experiments()
-# Trained through launch.py by other test files, so not run twice (20-60 s a run here): quickstart's
-# runlocal is tests/test_launch.py's `trained` fixture, nonblind's tests/test_nonblind_cli.py's, and
-# its sweep test makes every run of tiny_sweep.
-RUN_ELSEWHERE = {"quickstart", "tiny_sweep", "nonblind"}
+# Trained through launch.py elsewhere, so not run twice (20-60 s a run here): unet's runlocal is
+# tests/test_launch.py's `trained` fixture (and its sweep test makes every run of tiny_sweep),
+# nonblind's is tests/test_nonblind_cli.py's, and quickstart's is blind's runlocal, trained here.
+RUN_ELSEWHERE = {"unet", "tiny_sweep", "nonblind", "quickstart"}
 # Not trained in the suite: each is another runlocal with one setting changed, which the docstring
 # test validates point by point as `launch.py sweep` does before training (the ablations: the
-# quickstart's U-Net with another loss, width or training mixture; gopro_unet: gopro_nafnet's real
+# U-Net experiment with another loss, width or training mixture; gopro_unet: gopro_nafnet's real
 # pairs with the U-Net). Their parts are trained by the tests of the runs above and tests/train.
 NOT_TRAINED = {"ablate_loss", "ablate_width", "ablate_blur_families", "gopro_unet"}
+
+
+def test_the_default_experiment_is_the_blind_experiment_at_its_runlocal_size():
+    """quickstart:runlocal is blind:runlocal (trained here), and the full quickstart is blind's
+    two-stage model and training, shortened to fit 10 minutes here."""
+    assert cfglib.load_config("quickstart:runlocal") == cfglib.load_config("blind:runlocal")
+    quick, blind = cfglib.load_config("quickstart"), cfglib.load_config("blind")
+    assert quick.model == blind.model and quick.model.name == "two_stage" and quick.data == blind.data
+    assert quick.train.steps < blind.train.steps and quick.eval.noise_levels == blind.eval.noise_levels
+
+
 # The sweep that tests the sweep machinery in two seeds; every other declared sweep has three.
 TWO_SEED_SWEEPS = {"tiny_sweep"}
 GOPRO = {"gopro_nafnet", "gopro_unet"}  # real pairs: need a GOPRO_Large tree (manual_dir)

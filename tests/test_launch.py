@@ -29,7 +29,7 @@ from jdeblur.config import REPO
 from jdeblur.png import decode_png
 from jdeblur.train.checkpoint import best_step
 from jdeblur.train.logger import read_jsonl
-from tests.launching import QUICKSTART_LOCAL, assert_usage_error, launch_py, usage_error_in_process
+from tests.launching import UNET_LOCAL, assert_usage_error, launch_py, usage_error_in_process
 from tests.photo_files import declared_png, write_sample_files
 from tests.processes import hold_in_another_process, wait_until_dead
 from tests.train.checkpoint_damage import flip_middle_byte, largest_array_file
@@ -119,7 +119,7 @@ def test_train_bad_input_fails_before_writing_anything(tmp_path, capsys, case):
     # stderr; the tests above and below check the same path through a real subprocess.
     args, fragments = TRAIN_ERRORS[case]
     args = [a.format(tmp=tmp_path) for a in args]
-    config = [] if "--config" in args else ["--config", QUICKSTART_LOCAL]
+    config = [] if "--config" in args else ["--config", UNET_LOCAL]
     line = usage_error_in_process(capsys, "train", *config, "--workdir", tmp_path / "run",
                                   f"--config.data.data_dir={tmp_path / 'tfds'}", *args)
     assert all(f.format(tmp=tmp_path) in line for f in fragments), (line, fragments)
@@ -127,14 +127,14 @@ def test_train_bad_input_fails_before_writing_anything(tmp_path, capsys, case):
 
 
 def test_train_unwritable_workdir(env, tmp_path, unwritable):
-    result = launch_py(env, "train", "--config", QUICKSTART_LOCAL, "--workdir", unwritable,
+    result = launch_py(env, "train", "--config", UNET_LOCAL, "--workdir", unwritable,
                        f"--config.data.data_dir={tmp_path / 'tfds'}", timeout=120)
     assert_usage_error(result, f"--workdir {unwritable}", "expected a folder")
     assert not (tmp_path / "tfds").exists()
 
 
 def test_debug_shows_the_traceback(env, tmp_path):
-    result = launch_py(env, "--debug", "train", "--config", QUICKSTART_LOCAL, "--workdir", tmp_path / "run",
+    result = launch_py(env, "--debug", "train", "--config", UNET_LOCAL, "--workdir", tmp_path / "run",
                        "--config.model.name=resnet", timeout=120)
     assert result.returncode != 0 and "Traceback" in result.stderr and "UserError" in result.stderr
 
@@ -154,10 +154,10 @@ def test_eval_and_deblur_need_a_trained_workdir(env, tmp_path, command):
 def test_sweep_report_and_train_config_errors(tmp_path, capsys):
     cases = [
         (["sweep", "--config", "nosuch", "--root", tmp_path / "sweep"], ["'nosuch'", "valid names:"]),
-        (["sweep", "--config", QUICKSTART_LOCAL, "--root", tmp_path / "sweep"],
+        (["sweep", "--config", UNET_LOCAL, "--root", tmp_path / "sweep"],
          ["declares no sweep", "get_sweep"]),
         (["report", "--root", tmp_path / "nothing"], [str(tmp_path / "nothing"), "no finished runs"]),
-        (["train", "--config", QUICKSTART_LOCAL, "--workdir", tmp_path / "run",
+        (["train", "--config", UNET_LOCAL, "--workdir", tmp_path / "run",
           f"--config.data.data_dir={tmp_path}", "--config.train.nonfinite=sometimes"],
          ["config.train.nonfinite", "'skip'", "'sometimes'"]),
     ]
@@ -232,7 +232,7 @@ def test_train_source_folder_with_a_truncated_jpeg_fails_before_the_workdir(env,
     iio.imwrite(tmp_path / "whole.jpg", rng.integers(0, 256, (48, 48, 3), dtype=np.uint8), extension=".jpg")
     data = (tmp_path / "whole.jpg").read_bytes()
     (source / "c.jpg").write_bytes(data[:len(data) // 2])
-    result = launch_py(env, "train", "--config", QUICKSTART_LOCAL, "--workdir", tmp_path / "run",
+    result = launch_py(env, "train", "--config", UNET_LOCAL, "--workdir", tmp_path / "run",
                        f"--config.data.data_dir={tmp_path / 'tfds'}", "--config.data.name=image_folder",
                        f"--config.data.manual_dir={tmp_path / 'photos'}", timeout=120)
     # The dataset build shows its progress bars before the error: the error is the last line.
@@ -247,7 +247,7 @@ def test_train_source_folder_with_a_truncated_jpeg_fails_before_the_workdir(env,
 @pytest.fixture(scope="module")
 def trained(env, data_dir, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("trained") / "run"
-    result = launch_py(env, "train", "--config", QUICKSTART_LOCAL, "--workdir", workdir,
+    result = launch_py(env, "train", "--config", UNET_LOCAL, "--workdir", workdir,
                        f"--config.data.data_dir={data_dir}", timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     return workdir, result
@@ -259,7 +259,7 @@ def test_train_end_to_end(trained, data_dir):
 
     workdir, result = trained
     config = json.loads((workdir / "config.json").read_text())
-    expected = cfglib.load_config(QUICKSTART_LOCAL, [f"data.data_dir={data_dir}"])
+    expected = cfglib.load_config(UNET_LOCAL, [f"data.data_dir={data_dir}"])
     assert config == json.loads(expected.to_json())  # the full config, overrides applied
     train = config["train"]
     assert f"split test, step {train['steps']} (metric convention: default)" in result.stdout
@@ -381,7 +381,7 @@ def test_killed_training_resumes_to_the_uninterrupted_result(env, data_dir, trai
     from jdeblur.train.loop import FAULT_ENV
 
     def train(fault=None):
-        return launch_py({**env, FAULT_ENV: fault} if fault else env, "train", "--config", QUICKSTART_LOCAL,
+        return launch_py({**env, FAULT_ENV: fault} if fault else env, "train", "--config", UNET_LOCAL,
                          "--workdir", workdir, f"--config.data.data_dir={data_dir}")
 
     workdir = tmp_path / "run"
@@ -441,7 +441,7 @@ def test_a_second_trainer_on_a_workdir_is_refused_and_readers_still_work(env, da
     from jdeblur.workdir import load_trained
 
     workdir = tmp_path / "run"
-    command = [sys.executable, "launch.py", "train", "--config", QUICKSTART_LOCAL, "--workdir", str(workdir),
+    command = [sys.executable, "launch.py", "train", "--config", UNET_LOCAL, "--workdir", str(workdir),
                f"--config.data.data_dir={data_dir}"]
     first = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

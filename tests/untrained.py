@@ -12,7 +12,7 @@ from jdeblur.train.checkpoint import Checkpointer
 from jdeblur.train.state import initial_state
 
 
-def untrained_workdir(workdir, spec: str = "experiments/quickstart.py:runlocal", overrides=(), *, seed: int = 0,
+def untrained_workdir(workdir, spec: str = "experiments/unet.py:runlocal", overrides=(), *, seed: int = 0,
                       perturb: float = 0.0):
     """Writes ``workdir`` for experiment ``spec`` with ``overrides``; returns it as a Path.
 

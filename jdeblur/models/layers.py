@@ -76,7 +76,7 @@ class TransposeConv2x2(nn.Module):
     initialisation, so checkpoints of either load in the other) and the same function.
 
     Why: XLA:CPU runs the kernel gradient of a stride-2 transposed convolution as a dilated
-    convolution in its generic loop, not a library kernel; in the quickstart's step the three
+    convolution in its generic loop, not a library kernel; in the U-Net experiment's step the three
     up-convolutions' gradients took a third of the time. As an einsum, forward and both gradients
     are matrix products: the step ran 1.23-1.48x faster (benchmarks/README.md).
     """

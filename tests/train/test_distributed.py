@@ -23,7 +23,7 @@ from jdeblur.train.checkpoint import Checkpointer
 from jdeblur.train.parallel import make_mesh
 from jdeblur.train.state import abstract_state
 from jdeblur.workdir import load_config
-from tests.launching import QUICKSTART_LOCAL
+from tests.launching import UNET_LOCAL
 
 pytestmark = pytest.mark.slow
 
@@ -42,7 +42,7 @@ def free_port() -> int:
 
 def train(env, workdir, data_dir, *, processes: int) -> list[str]:
     """``launch.py train`` as ``processes`` processes of ``DEVICES / processes`` CPU devices each."""
-    command = [sys.executable, "launch.py", "train", "--config", QUICKSTART_LOCAL, "--workdir", str(workdir),
+    command = [sys.executable, "launch.py", "train", "--config", UNET_LOCAL, "--workdir", str(workdir),
                f"--config.data.data_dir={data_dir}", *OVERRIDES]
     env = {**env, "JAX_NUM_CPU_DEVICES": str(DEVICES // processes)}
     if processes > 1:
