@@ -82,6 +82,7 @@ def get_config(arg=None):
         c.train.checkpoint_every = 4
         c.optim.warmup_steps = 2
         c.eval.max_images = 2
+        c.eval.crop = 128  # each photo's central 128x128: one shape, so each program compiles once
         c.eval.samples = 2
         c.eval.wiener_balances = (1e-2,)
         c.eval.rl_iterations = 5

@@ -13,8 +13,13 @@ more draws per image make the figure of a few test photos steadier.
 The draws are saved on first use, in ``<cache_dir or the built dataset's directory>/eval_sets/
 <split>_<hash>/``: ``table.npz`` (names, kernels, noise sigmas, families) and one
 ``blurred_<i>.npy`` (float32) per item. The hash covers the seed, the degradation config, the
-dataset and split, the image names and the number of draws, so every run of an experiment reads
-the same inputs, bit for bit, whatever machine or backend computed them first.
+dataset and split, the image names, the number of draws and the crop, so every run of an
+experiment reads the same inputs, bit for bit, whatever machine or backend computed them first.
+
+With ``crop`` set, every test image (and, for real pairs, its blurred input) is its central
+``crop`` x ``crop`` pixels (a shorter side kept whole), degraded as a photograph of that size: a
+fraction of the pixels, and one shape for all images at least that large, so that each program
+compiles once. The ``runlocal`` variants score crops; full experiments score whole images.
 
 Items are dicts with HWC float32 images in [0, 1]: ``{'name', 'blurred', 'sharp'}``, plus
 ``'kernel'`` (float32 (size, size)), ``'noise_sigma'`` (float) and ``'family'`` (int, an index
@@ -68,6 +73,14 @@ def as_unit_float(image: np.ndarray) -> np.ndarray:
     return np.asarray(image, np.float32) / 255.0
 
 
+def central_crop(image: np.ndarray, size: int | None) -> np.ndarray:
+    """The central ``size`` x ``size`` pixels of an HWC image (a shorter side whole); None: the image."""
+    if size is None:
+        return image
+    top, left = (max(0, (n - size) // 2) for n in image.shape[:2])
+    return image[top:top + size, left:left + size]
+
+
 class EvalSet(collections.abc.Sequence):
     """The items of an evaluation set, read on access (sharp images from the dataset, inputs from disk).
 
@@ -75,10 +88,11 @@ class EvalSet(collections.abc.Sequence):
       source: the split's random-access source.
       indices: the record index of each item, in item order.
       folder: the saved degradations (synthetic blur), or None for real pairs.
+      crop: the side of the central crop of each image (``central_crop``), or None.
     """
 
-    def __init__(self, source, indices: list[int], folder: pathlib.Path | None = None):
-        self._source, self._indices, self._folder = source, indices, folder
+    def __init__(self, source, indices: list[int], folder: pathlib.Path | None = None, *, crop: int | None = None):
+        self._source, self._indices, self._folder, self._crop = source, indices, folder, crop
         self._table = None
         if folder is not None:
             with np.load(folder / "table.npz") as table:
@@ -92,9 +106,9 @@ class EvalSet(collections.abc.Sequence):
             raise IndexError(f"item {i} out of range for {len(self)} items")
         i %= len(self)
         record = self._source[self._indices[i]]
-        item = {"name": record["name"].decode(), "sharp": as_unit_float(record["sharp"])}
+        item = {"name": record["name"].decode(), "sharp": central_crop(as_unit_float(record["sharp"]), self._crop)}
         if self._table is None:
-            item["blurred"] = as_unit_float(record["blurred"])
+            item["blurred"] = central_crop(as_unit_float(record["blurred"]), self._crop)
             return item
         if item["name"] != self._table["names"][i]:
             raise UserError(f"eval set {self._folder}: record {self._indices[i]} is {item['name']!r}, "
@@ -112,13 +126,13 @@ def record_names(source) -> list[str]:
 
 
 def draw_degradations(source, indices: list[int], names: list[str], cfg, seed: int, folder: pathlib.Path,
-                      draws: list[int]) -> None:
-    """Degrades each item (image ``names[i]``, its draw ``draws[i]``) and saves the inputs and the
-    table in ``folder`` (atomically)."""
+                      draws: list[int], *, crop: int | None = None) -> None:
+    """Degrades each item (image ``names[i]``, its draw ``draws[i]``, its central ``crop``) and saves
+    the inputs and the table in ``folder`` (atomically)."""
     kernels, sigmas, families = [], [], []
     with new_folder(folder) as scratch:  # another process that saved the same draws first keeps its folder
         for i, (index, name, draw) in enumerate(zip(indices, names, draws)):
-            sharp = as_unit_float(source[index]["sharp"])[None]
+            sharp = central_crop(as_unit_float(source[index]["sharp"]), crop)[None]
             degradation = jax.device_get(_degrade(image_key(seed, draw_name(name, draw)), sharp, cfg))
             np.save(scratch / f"blurred_{i}.npy", np.asarray(degradation.y[0], np.float32))
             kernels.append(degradation.kernel[0])
@@ -129,7 +143,7 @@ def draw_degradations(source, indices: list[int], names: list[str], cfg, seed: i
 
 
 def make_eval_set(data_cfg, degrade_cfg, *, seed: int, split: str = "test", cache_dir=None,
-                  max_images: int | None = None, draws: int = 1) -> EvalSet:
+                  max_images: int | None = None, draws: int = 1, crop: int | None = None) -> EvalSet:
     """The evaluation set of an experiment (see the module docstring).
 
     Args:
@@ -142,6 +156,8 @@ def make_eval_set(data_cfg, degrade_cfg, *, seed: int, split: str = "test", cach
       max_images: keep the first ``max_images`` images (by name for synthetic blur); None: all.
       draws: degradations per image (synthetic blur; the items are image 0's draws, then
         image 1's, ...); real pairs have one each.
+      crop: score the central ``crop`` x ``crop`` pixels of each image (see the module docstring);
+        None: the whole images.
 
     Returns:
       An ``EvalSet``: a sequence of item dicts, read on access.
@@ -150,8 +166,10 @@ def make_eval_set(data_cfg, degrade_cfg, *, seed: int, split: str = "test", cach
                       config=data_cfg.builder_config)
     source = split_source(builder, split)
     count = len(source) if max_images is None else min(max_images, len(source))
+    if crop is not None:
+        check_integer(crop, "crop", 1)
     if data_cfg.name in PAIRED:
-        return EvalSet(source, list(range(count)))
+        return EvalSet(source, list(range(count)), crop=crop)
     check_integer(draws, "draws", 1)
     if degrade_cfg is None:
         raise ValueError(f"degrade_cfg: dataset {data_cfg.name} holds sharp images only; expected the "
@@ -163,14 +181,15 @@ def make_eval_set(data_cfg, degrade_cfg, *, seed: int, split: str = "test", cach
     draw_of = list(range(draws)) * len(by_name)
     cfg = full_image_config(degrade_cfg)
     # The names, one per item, also count the draws (and with one draw are what they were before
-    # draws existed, so the sets saved then stay valid).
-    identity = json.dumps({"format": FORMAT_VERSION, "seed": int(seed), "degrade": cfg.to_dict(),
-                           "dataset": builder.name, "config": getattr(builder.builder_config, "name", None),
-                           "version": str(builder.version), "split": split, "names": names},
-                          sort_keys=True, default=list)
-    digest = hashlib.sha1(identity.encode()).hexdigest()[:16]
+    # draws existed, so the sets saved then stay valid); likewise the crop, named only when set.
+    identity = {"format": FORMAT_VERSION, "seed": int(seed), "degrade": cfg.to_dict(),
+                "dataset": builder.name, "config": getattr(builder.builder_config, "name", None),
+                "version": str(builder.version), "split": split, "names": names}
+    if crop is not None:
+        identity["crop"] = int(crop)
+    digest = hashlib.sha1(json.dumps(identity, sort_keys=True, default=list).encode()).hexdigest()[:16]
     root = pathlib.Path(cache_dir) if cache_dir is not None else pathlib.Path(builder.data_dir) / "eval_sets"
     folder = root / f"{split.replace('[', '_').replace(']', '').replace(':', '-')}_{digest}"
     if not (folder / "table.npz").is_file():
-        draw_degradations(source, indices, names, cfg, int(seed), folder, draw_of)
-    return EvalSet(source, indices, folder)
+        draw_degradations(source, indices, names, cfg, int(seed), folder, draw_of, crop=crop)
+    return EvalSet(source, indices, folder, crop=crop)

@@ -67,6 +67,8 @@ def base_config() -> ml_collections.ConfigDict:
     c.eval = ml_collections.ConfigDict(dict(
         convention="default",  # a jdeblur.metrics.CONVENTIONS name; every table names it
         max_images=None,       # None: the whole test split
+        crop=None,             # an int: score each test image's central crop x crop pixels (runlocal's
+                               # quick check; jdeblur.data.eval_set); None: the whole images
         final_splits=(),       # further splits scored once at the end (e.g. 'external')
         # Non-empty: score every synthetic test image (``draws`` times) under each of these blur
         # families (kernel_mixture.FAMILIES), whatever the training mixture; by_family covers them all.

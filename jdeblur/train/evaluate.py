@@ -25,7 +25,7 @@ import numpy as np
 
 from jdeblur import infer, metrics
 from jdeblur.atomic import replacing, write_json, write_text
-from jdeblur.checks import check_choice, check_positive
+from jdeblur.checks import check_choice, check_integer, check_positive
 from jdeblur.errors import UserError
 from jdeblur.models.registry import apply_model, model_estimates, model_inputs
 from jdeblur.physics.kernel_mixture import FAMILIES
@@ -176,7 +176,8 @@ def make_eval_items(config, split: str, max_images: int | None = None):
 
     # Fields absent from the configs of workdirs made by older versions: what those versions did.
     families = tuple(config.eval.get("blur_families", ()))
-    options = dict(seed=eval_seed(config), split=split, max_images=max_images, draws=config.eval.get("draws", 1))
+    options = dict(seed=eval_seed(config), split=split, max_images=max_images, draws=config.eval.get("draws", 1),
+                   crop=config.eval.get("crop"))
     if not families or config.data.name in PAIRED:
         return make_eval_set(config.data, config.degrade, **options)
     items = []
@@ -193,7 +194,7 @@ def make_grid_items(config, split: str, max_images: int | None = None) -> dict[t
 
     inside, outside = gains.grid_families(config)
     options = dict(seed=eval_seed(config), split=split, max_images=max_images,
-                   draws=config.eval.get("draws", 1))
+                   draws=config.eval.get("draws", 1), crop=config.eval.get("crop"))
     return {(label, family): make_eval_set(config.data, gains.cell_degrade_config(config, label, family), **options)
             for label in gains.labels(config) for family in inside + outside}
 
@@ -374,5 +375,7 @@ def check_eval_config(eval_cfg) -> None:
         value = eval_cfg[field]
         if isinstance(value, bool) or not isinstance(value, int) or value < least:
             raise UserError(f"config.eval.{field}={value!r}: expected an integer >= {least}")
+    if eval_cfg.crop is not None:
+        check_integer(eval_cfg.crop, "config.eval.crop", 1)
     for family in eval_cfg.blur_families:
         check_choice(family, "config.eval.blur_families", FAMILIES)

@@ -184,7 +184,9 @@ def make_prepare(config):
 def _score_gains(config, model, params, split, workdir, logger) -> dict:
     """The noise-by-family grid of ``split`` (``jdeblur.train.gains``), written as ``gains_<split>.md``."""
     convention = config.eval.convention
-    grid = evaluation.make_grid_items(config, split)
+    # The images the split's own evaluation scores: eval.max_images of the eval split, all of a final split.
+    max_images = config.eval.max_images if split == config.data.eval_split else None
+    grid = evaluation.make_grid_items(config, split, max_images)
     logger.write(f"scoring split {split} by noise level and blur family ({len(grid)} cells)")
     by_noise = evaluation.score_grid(model, params, grid, config, convention=convention,
                                      cache_dir=workdir / "baselines_grid" / f"{split}_{convention}")

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import scipy.ndimage
 
-from jdeblur.data.eval_set import make_eval_set
+from jdeblur.data.eval_set import central_crop, make_eval_set
 from jdeblur.data.pipeline import default_data_config
 from jdeblur.physics.kernel_mixture import FAMILIES
 
@@ -46,6 +46,25 @@ def test_eval_set_is_fixed_saved_and_seeded(tmp_path, folder_config, small_degra
         assert abs(residual.std() / item["noise_sigma"] - 1) < 0.1
 
 
+def test_a_crop_is_the_photos_centre_degraded_as_a_photo_of_that_size(tmp_path, folder_config, small_degrade_config):
+    whole = as_arrays(make_eval_set(folder_config, small_degrade_config, seed=0))
+    cropped = as_arrays(make_eval_set(folder_config, small_degrade_config, seed=0, crop=12))
+    assert len(list((tmp_path / "data").rglob("table.npz"))) == 2  # each crop saved apart
+    for item, full in zip(cropped, whole):  # the photos are 20x24
+        np.testing.assert_array_equal(item["sharp"], full["sharp"][4:16, 6:18])
+        assert item["blurred"].shape == (12, 12, 3)
+        np.testing.assert_array_equal(item["kernel"], full["kernel"])  # the image's key draws the kernel
+        blurred = np.stack([scipy.ndimage.convolve(item["sharp"][..., c].astype(np.float64), item["kernel"],
+                                                   mode="reflect") for c in range(3)], axis=-1)
+        residual = item["blurred"] - blurred  # reflected at the crop's edges: a photo of that size
+        assert abs(residual.std() / item["noise_sigma"] - 1) < 0.25
+    photo = whole[0]["sharp"]
+    np.testing.assert_array_equal(central_crop(photo, 22), photo[:, 1:23])  # the 20-px side kept whole
+    assert central_crop(photo, None) is photo
+    with pytest.raises(ValueError, match="crop: expected an integer >= 1, got 0"):
+        make_eval_set(folder_config, small_degrade_config, seed=0, crop=0)
+
+
 def test_eval_set_of_pairs_is_the_pairs(tmp_path, write_image):
     pairs = {n: (write_image(tmp_path / "p" / "blur" / f"{n}.png"), write_image(tmp_path / "p" / "sharp" / f"{n}.png"))
              for n in "ab"}
@@ -57,6 +76,10 @@ def test_eval_set_of_pairs_is_the_pairs(tmp_path, write_image):
         blurred, sharp = pairs[item["name"]]
         np.testing.assert_array_equal(item["blurred"], blurred / np.float32(255))
         np.testing.assert_array_equal(item["sharp"], sharp / np.float32(255))
+    for item in make_eval_set(cfg, None, seed=0, crop=16):  # both images of a pair cropped alike
+        blurred, sharp = pairs[item["name"]]  # 40x48
+        np.testing.assert_array_equal(item["blurred"], blurred[12:28, 16:32] / np.float32(255))
+        np.testing.assert_array_equal(item["sharp"], sharp[12:28, 16:32] / np.float32(255))
 
 
 def test_more_draws_keep_the_first_and_add_new_ones(tmp_path, folder_config, small_degrade_config):

@@ -20,6 +20,7 @@ WRONG = {
     "model.kwargs={'width': 0}": "config.model.kwargs.width=0: expected int",
     "model.kwargs={'width': 'a'}": "config.model.kwargs.width='a': expected int",
     "degrade.noise.sigma=(0.2,0.1)": "config.degrade.noise.sigma: expected a range (low, high)",
+    "eval.crop=0": "config.eval.crop: expected an integer >= 1, got 0",
 }
 
 
