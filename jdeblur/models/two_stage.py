@@ -25,7 +25,7 @@ from jdeblur.checks import check_choice, check_integer
 from jdeblur.models.registry import build_variant
 from jdeblur.models.unfolded import VARIANTS as DECONV_VARIANTS
 from jdeblur.models.unfolded import Unfolded
-from jdeblur.physics.blind_kernel import estimate_kernel
+from jdeblur.physics import blind_kernel
 from jdeblur.physics.noise import estimate_noise_sigma
 
 VARIANTS = {
@@ -50,12 +50,12 @@ class TwoStage(nn.Module):
     estimates: ClassVar[tuple[str, ...]] = ("kernel",)
 
     kernel_size: int = 19
-    lam: float = 4e-3
-    rounds: int = 5
-    kernel_beta: float = 0.1
-    kernel_threshold: float = 0.05
-    keep: float = 0.1
-    max_side: int = 256
+    lam: float = blind_kernel.LAM
+    rounds: int = blind_kernel.ROUNDS
+    kernel_beta: float = blind_kernel.KERNEL_BETA
+    kernel_threshold: float = blind_kernel.KERNEL_THRESHOLD
+    keep: float = blind_kernel.KEEP
+    max_side: int = blind_kernel.MAX_SIDE
     deconv: str = "small"
 
     def __post_init__(self):
@@ -77,8 +77,8 @@ class TwoStage(nn.Module):
         """The kernels (B, size, size) the search finds in ``blurred`` (B, H, W, C)."""
         size = min(self.kernel_size, *blurred.shape[1:3])
         size -= 1 - size % 2
-        return estimate_kernel(blurred, size, lam=self.lam, rounds=self.rounds, beta=self.kernel_beta,
-                               threshold=self.kernel_threshold, keep=self.keep, max_side=self.max_side)
+        return blind_kernel.estimate_kernel(blurred, size, lam=self.lam, rounds=self.rounds, beta=self.kernel_beta,
+                                            threshold=self.kernel_threshold, keep=self.keep, max_side=self.max_side)
 
     def __call__(self, blurred, kernel=None, noise_sigma=None):
         """Restores ``blurred``; ``kernel`` and ``noise_sigma`` are given in training, else estimated."""

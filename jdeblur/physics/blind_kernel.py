@@ -56,9 +56,17 @@ from jdeblur.physics.operators import psf2otf
 _BETA_MAX = 1e5
 _LAM_MIN = 1e-4
 
+# The search's default settings (``estimate_kernel``'s arguments; jdeblur.models.two_stage's fields).
+LAM = 4e-3
+ROUNDS = 5
+KERNEL_BETA = 0.1
+KERNEL_THRESHOLD = 0.05
+KEEP = 0.1
+MAX_SIDE = 256
 
-def estimate_kernel(blurred, size: int, *, lam: float = 4e-3, rounds: int = 5, beta: float = 0.1,
-                    threshold: float = 0.05, keep: float = 0.1, max_side: int = 256):
+
+def estimate_kernel(blurred, size: int, *, lam: float = LAM, rounds: int = ROUNDS, beta: float = KERNEL_BETA,
+                    threshold: float = KERNEL_THRESHOLD, keep: float = KEEP, max_side: int = MAX_SIDE):
     """The blur kernel of each image of a batch, estimated from the blurred image alone.
 
     Args:
