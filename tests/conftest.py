@@ -1,12 +1,27 @@
-"""Test set-up: eight simulated CPU devices, so every sharding path runs on one CPU.
+"""Test set-up: eight simulated CPU devices, so every sharding path runs on one CPU; programs compiled
+without XLA's backend (LLVM) optimisations.
 
-The device count must be fixed before JAX's backend starts, hence at import time here.
+The tests' arrays are tiny, so compiling is most of their time, and LLVM's optimisations most of the
+compiling: with them off (as tests/models/model_fixtures.quick_jit and benchmarks/gpu_check.py --tiny
+already compiled) the same numerics up to float rounding, and, measured here at load ~1, six in-process
+test files (init_from, import_cli, deblurrer, registry, kernel_estimation, proximal) took 84 s instead
+of 116 s, four more (step, two_stage, blind_unfolded, unfolded) 72 s instead of 88 s; the U-Net and
+blind runlocal runs of launch.py 29-30 s instead of 47 s (load 3, cold). Tests whose time is running
+rather than compiling lose a little (the blind kernel search on photographs: 69 s against 68 s). To
+run the suite optimised: ``XLA_FLAGS=--xla_backend_optimization_level=2 pytest``.
+
+The device count and the flags must be fixed before JAX's backend starts, hence at import time here.
 """
+import atexit
 import os
 import pathlib
+import shutil
+import tempfile
 import zlib
 
 os.environ.setdefault("JAX_NUM_CPU_DEVICES", "8")
+if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):  # the launch.py subprocesses too
+    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_backend_optimization_level=0".strip()
 # Tests that call jdeblur.cli.main() in this process must not turn on the user's persistent compilation
 # cache (~/.cache/jdeblur/jax) for the rest of the session; subprocesses get their own (``env``).
 os.environ["JDEBLUR_COMPILATION_CACHE"] = "0"
@@ -14,6 +29,13 @@ os.environ["JDEBLUR_COMPILATION_CACHE"] = "0"
 import jax  # noqa: E402
 
 jax.config.update("jax_num_cpu_devices", int(os.environ["JAX_NUM_CPU_DEVICES"]))
+# This process's own persistent compilation cache, in a temporary folder of its own: train_and_evaluate
+# builds its step anew at every call, so a resumed run, another seed or a second test of the same
+# config compiled again what an earlier test had compiled (seconds each); they read it back now.
+_JAX_CACHE = tempfile.mkdtemp(prefix="jdeblur-tests-jax-cache-")
+atexit.register(shutil.rmtree, _JAX_CACHE, ignore_errors=True)
+jax.config.update("jax_compilation_cache_dir", _JAX_CACHE)
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)  # the costly programs only
 
 import imageio.v3 as iio  # noqa: E402
 import numpy as np  # noqa: E402
@@ -54,19 +76,13 @@ def env(tmp_path_factory):
     simulates 8), TFDS's default data folder under pytest's temporary folder (in case a command forgets
     data_dir), and one persistent JAX compilation cache for the whole session, so that a run reuses
     the programs an earlier one compiled (on this CPU, a U-Net runlocal run takes 35 s cold
-    and 13 s warm).
-
-    The runs are compiled with XLA's backend (LLVM) optimisations off, as tests/models/model_fixtures
-    compiles model tests: these runs are tiny, so compiling is most of their time (measured cold here,
-    load 3: the U-Net runlocal 47 -> 29 s, the blind runlocal 47 -> 30 s; same numerics up to float
-    rounding, and every comparison between runs compares runs of this environment)."""
+    and 13 s warm). The XLA flags are this process's (compiled unoptimised, see above)."""
     env = dict(os.environ)
     env.pop("JAX_NUM_CPU_DEVICES", None)
     env.pop("JDEBLUR_COMPILATION_CACHE", None)
     env.update(JAX_PLATFORMS="cpu", JAX_COMPILATION_CACHE_DIR=str(tmp_path_factory.mktemp("jax_cache")),
                JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0", JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0",
-               TFDS_DATA_DIR=str(tmp_path_factory.mktemp("tfds_default")),
-               XLA_FLAGS=f"{os.environ.get('XLA_FLAGS', '')} --xla_backend_optimization_level=0".strip())
+               TFDS_DATA_DIR=str(tmp_path_factory.mktemp("tfds_default")))
     return env
 
 
