@@ -8,7 +8,7 @@ tracing and lowering (``lower``) and XLA's compilation (``compile``) separately,
 compilation cache off, so every round compiles from scratch. Variants of the model (same parameters,
 same function):
 - ``cpu``: what ``kernels='auto'`` runs on a CPU (shifted depthwise, matrix-product 1x1
-  convolutions, each run of identical blocks one ``lax.scan``);
+  convolutions, each run of identical blocks one ``lax.scan`` in the differentiated step);
 - ``unrolled``: the same kernels with every block unrolled (jdeblur's NAFNet before the scan);
 - ``xla``: XLA's convolutions, unrolled (before any CPU form).
 

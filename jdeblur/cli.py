@@ -311,6 +311,15 @@ def main(argv=None) -> int:
 
         die_with_sweep()
     args, overrides = parse_command_line(list(sys.argv[1:] if argv is None else argv))
+    if argv is None:  # this process is the command: before JAX starts its threads (jdeblur.host_memory)
+        from jdeblur import host_memory
+        from jdeblur.errors import UserError
+
+        try:
+            host_memory.keep_freed_memory()
+        except UserError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
     # Imported after parsing: --help stays fast, without importing jax.
     from jdeblur import compilation_cache, failure_report
 

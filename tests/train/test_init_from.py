@@ -68,7 +68,7 @@ def restore_state(workdir, step, abstract):
 
 @pytest.mark.parametrize("kernels", ["cpu", "xla"])
 def test_either_layout_starts_from_the_official_tensors(imported, kernels):
-    # Imported with 'auto' (here 'cpu': blocks scanned over stacked parameters); a GPU run's 'xla'
+    # Imported with 'auto' (here 'cpu': blocks scanned over stacked parameters in training); a GPU run's 'xla'
     # unrolls them: both read the same per-block parameters, converted from the official file.
     workdir, data_dir = imported
     c = nafnet_config(data_dir, kernels=kernels)
