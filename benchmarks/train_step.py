@@ -39,6 +39,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from jdeblur import config as cfglib  # noqa: E402
+from jdeblur import host_memory  # noqa: E402
 from jdeblur.data.datasets import image_keys as dataset_image_keys  # noqa: E402
 from jdeblur.models import unet  # noqa: E402
 from jdeblur.models.registry import build_model  # noqa: E402
@@ -233,6 +234,9 @@ def degradation_cases(config, mesh, batch: dict) -> list[Timed]:
 
 
 def main():
+    # As the trainer's command runs, before the first computation starts XLA's threads
+    # (jdeblur.host_memory); JDEBLUR_HOST_MEMORY=system: glibc's defaults.
+    kept = host_memory.keep_freed_memory()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", nargs="*", default=list(DEFAULT_CASES), choices=list(CASES))
     parser.add_argument("--repeats", type=int, default=5, help="interleaved rounds; medians over them")
@@ -281,7 +285,8 @@ def main():
             t.measure()
 
     print(f"\n{jax.devices()[0].device_kind} ({os.cpu_count()} CPUs), jax {jax.__version__}, "
-          f"median of {args.repeats} interleaved rounds; load average {os.getloadavg()[0]:.1f}")
+          f"median of {args.repeats} interleaved rounds; load average {os.getloadavg()[0]:.1f}; freed memory "
+          f"{'kept (jdeblur.host_memory)' if kept else 'returned (glibc defaults)'}")
     for p in peaks:
         print(f"peak  {p.name:32s} {p.median_s * 1e3:8.1f} ms  {p.flops / 1e9:7.2f} GFLOP  "
               f"{p.gflops:6.1f} GFLOP/s")

@@ -37,8 +37,8 @@ ratios on more than one core are only meaningful on a quiet machine; ``--cores 1
 single-threaded, which load distorts much less.
 
 Memory: the process keeps freed memory for reuse (``jdeblur.host_memory``, what the ``jdeblur``
-command does on a CPU-only machine), for both frameworks alike; ``--system-malloc`` runs both with
-glibc's defaults instead, under which XLA faults its temporaries in again at every call.
+command does on a CPU-only machine), for both frameworks alike; ``JDEBLUR_HOST_MEMORY=system`` runs
+both with glibc's defaults instead, under which XLA faults its temporaries in again at every call.
 """
 import argparse
 import copy
@@ -51,19 +51,14 @@ import sys
 import time
 import types
 
+import jax
+import jax.numpy as jnp
+import numpy as np
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from jdeblur import host_memory  # noqa: E402
-
-# What the jdeblur command does on a CPU-only machine, before JAX (and here PyTorch) start their
-# threads: both frameworks run under it, in one process. --system-malloc leaves glibc's defaults.
-HOST_MEMORY_KEPT = "--system-malloc" not in sys.argv and host_memory.keep_freed_memory()
-
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-
 from jdeblur import config as cfglib  # noqa: E402
+from jdeblur import host_memory  # noqa: E402
 from jdeblur.models.nafnet import KERNELS, Model  # noqa: E402
 from jdeblur.train import loop, optim, parallel  # noqa: E402
 from jdeblur.train.state import create_state  # noqa: E402
@@ -226,10 +221,10 @@ def main():
     parser.add_argument("--kernels", default="auto", choices=KERNELS,
                         help="jdeblur's NAFNet kernels ('xla': XLA's convolutions, the implementation before "
                              "the CPU forms; jdeblur.models.nafnet)")
-    parser.add_argument("--system-malloc", action="store_true",
-                        help="leave glibc's allocator as it is (by default freed memory is kept for reuse, as "
-                             "the jdeblur command does on a CPU-only machine: jdeblur.host_memory)")
     args = parser.parse_args()
+    # What the jdeblur command does on a CPU-only machine, before JAX and PyTorch start their threads:
+    # both frameworks run under it, in one process. JDEBLUR_HOST_MEMORY=system: glibc's defaults.
+    kept = host_memory.keep_freed_memory()
     try:
         import torch
     except ImportError:
@@ -293,7 +288,7 @@ def main():
 
     print(f"\n{jax.devices()[0].device_kind}, {threads} threads each; jax {jax.__version__}, torch "
           f"{torch.__version__}; kernels={args.kernels}; freed memory "
-          f"{'kept (jdeblur.host_memory)' if HOST_MEMORY_KEPT else 'returned (glibc defaults)'}; medians of {args.rounds} interleaved rounds; load "
+          f"{'kept (jdeblur.host_memory)' if kept else 'returned (glibc defaults)'}; medians of {args.rounds} interleaved rounds; load "
           f"average (1/5/15 min) before {'/'.join(f'{v:.2f}' for v in load_before)}, after "
           f"{'/'.join(f'{v:.2f}' for v in load_after)}")
     print("\n| case | PyTorch | jdeblur | jdeblur speed relative to PyTorch |")
