@@ -15,8 +15,8 @@ The price: the process keeps its peak memory until it exits, and every thread al
 arena. So the ``jdeblur`` command applies it only where XLA runs on the CPU: no accelerator plugin
 installed (JAX's ``jax_plugins`` entry points, ``libtpu``), and not when ``JDEBLUR_HOST_MEMORY=system``.
 It must run before JAX's first computation starts XLA's threads; a library user calls it first
-thing, or sets glibc's
-variables instead: ``MALLOC_ARENA_MAX=1 MALLOC_MMAP_THRESHOLD_=2147483647 MALLOC_TRIM_THRESHOLD_=2147483647``.
+thing, or sets glibc's variables instead:
+``MALLOC_ARENA_MAX=1 MALLOC_MMAP_THRESHOLD_=2147483647 MALLOC_TRIM_THRESHOLD_=2147483647``.
 """
 import ctypes
 import importlib.metadata
