@@ -8,7 +8,7 @@ tracing and lowering (``lower``) and XLA's compilation (``compile``) separately,
 compilation cache off, so every round compiles from scratch. Variants of the model (same parameters,
 same function):
 - ``cpu``: what ``kernels='auto'`` runs on a CPU (shifted depthwise, matrix-product 1x1
-  convolutions, each run of identical blocks one ``lax.scan`` in the differentiated step);
+  convolutions, each run of identical blocks one ``lax.scan``: the trainer's ``for_training()`` module);
 - ``unrolled``: the same kernels with every block unrolled (jdeblur's NAFNet before the scan);
 - ``xla``: XLA's convolutions, unrolled (before any CPU form).
 
@@ -42,7 +42,7 @@ TINY_CASE = ("gopro_nafnet:runlocal", ["model.kwargs.enc_blk_nums=(2,)", "model.
 
 
 class UnrolledNAFNet(NAFNet):
-    """jdeblur's NAFNet with every block applied in turn, whatever the kernels (no ``lax.scan``)."""
+    """jdeblur's NAFNet with every block applied in turn, whatever the kernels and ``scan_blocks`` (no ``lax.scan``)."""
 
     def _stage(self, x, count: int, stride: int, name: str):
         for block in self._blocks(count, stride, name):
@@ -54,7 +54,7 @@ def variant_model(config, variant: str):
     model = build_model(config.model)
     if variant == "xla":
         return model.clone(kernels="xla")
-    model = model.clone(kernels="cpu")
+    model = model.clone(kernels="cpu", scan_blocks=True)  # the trainer's module (for_training)
     if variant == "unrolled":
         fields = {f: getattr(model, f) for f in model.__dataclass_fields__ if f not in ("parent", "name")}
         return UnrolledNAFNet(**fields)

@@ -20,10 +20,10 @@ Kernels (``kernels``; the parameters and the function are the same either way): 
 depthwise convolutions and the kernel gradients of the 1x1 convolutions in slow generic loops, and
 compiles each of the 28 identical blocks of the GoPro models separately. On CPU ('cpu', what 'auto'
 picks there) the depthwise convolutions are shifted multiply-adds (``jdeblur.models.depthwise``),
-the 1x1 convolutions matrix products (``Conv1x1``), and each run of identical blocks, when
-differentiated, one ``lax.scan`` over their stacked parameters (compiled once: the training step
-compiles in half the time, and runs faster than unrolled); applied alone, the blocks are unrolled,
-which spares the copy of their stacked parameters (``_identical_blocks``). Elsewhere ('xla') the blocks are unrolled
+the 1x1 convolutions matrix products (``Conv1x1``), and, in the trainer's module, each run of
+identical blocks one ``lax.scan`` over their stacked parameters (``scan_blocks``: compiled once, the
+training step compiles in half the time and runs faster than unrolled); applied alone (evaluation,
+``deblur``), the blocks are unrolled, which spares the copy of their stacked parameters. Elsewhere ('xla') the blocks are unrolled
 with XLA's convolutions until measured otherwise (``benchmarks/gpu_check.py``).
 """
 import flax.linen as nn
@@ -110,33 +110,6 @@ def tlc_window(train_size: tuple[int, int], stride: int, *, size_multiple: int =
     return tuple((pad // stride) * int(size * 1.5) // size for pad, size in zip(padded, train_size))
 
 
-def _identical_blocks(body: nn.Module, block_params: tuple, x):
-    """``body`` applied with each of ``block_params`` in turn: unrolled, or one ``lax.scan`` when differentiated.
-
-    A scan reads its parameters stacked, and stacking the 28 blocks' copies them on every call: 37% of
-    the width-32 forward pass at 256x256 here, where the unrolled blocks ran 1.6x faster. Under
-    reverse-mode differentiation the scan pays for itself (the training step compiles in half the
-    time, and runs as fast), so the function is a ``custom_vjp`` whose primal is the unrolled loop
-    and whose forward and backward passes are the scan's. Forward-mode differentiation (``jax.jvp``)
-    of these blocks is therefore not supported.
-    """
-
-    def unrolled(block_params, x):
-        for p in block_params:
-            x = body.apply({"params": p}, x)
-        return x
-
-    def scanned(block_params, x):
-        stacked = jax.tree.map(lambda *leaves: jnp.stack(leaves), *block_params)
-        x, _ = jax.lax.scan(lambda h, p: (body.apply({"params": p}, h), None), x, stacked)
-        return x
-
-    run = jax.custom_vjp(unrolled)
-    # The residuals are the scan's own (the vjp closure is a pytree of arrays).
-    run.defvjp(lambda block_params, x: jax.vjp(scanned, block_params, x), lambda vjp, grad: vjp(grad))
-    return run(block_params, x)
-
-
 class NAFBlock(nn.Module):
     """One NAFBlock; ``pool_window`` None pools SCA globally, else locally (TLC) over that window."""
 
@@ -204,6 +177,10 @@ class NAFNet(nn.Module):
       kernels: how the blocks run: 'cpu' (shifted depthwise, matrix-product 1x1 convolutions,
         runs of identical blocks scanned), 'xla' (XLA's convolutions, unrolled) or 'auto' ('cpu'
         on a CPU backend); the same parameters and function either way (module docstring).
+      scan_blocks: with the 'cpu' kernels, run each run of identical blocks as one ``lax.scan``
+        over their stacked parameters. The trainer's module (``for_training``) does: its step
+        compiles in half the time and runs faster; applied alone, the unrolled blocks are faster
+        (the stacked copy of 28 blocks' parameters was 37% of the 256x256 forward pass).
       dtype: compute dtype (float32 or bfloat16); param_dtype: parameter dtype.
     """
 
@@ -217,6 +194,7 @@ class NAFNet(nn.Module):
     train_size: int | tuple[int, int] = 256
     remat: bool = False
     kernels: str = "auto"
+    scan_blocks: bool = False
     dtype: object = jnp.float32
     param_dtype: object = jnp.float32
 
@@ -242,16 +220,23 @@ class NAFNet(nn.Module):
                 for i in range(count)]
 
     def _stage(self, x, count: int, stride: int, name: str):
-        """``count`` NAFBlocks named ``{name}_block{i}`` applied in turn (scanned under differentiation on CPU)."""
+        """``count`` NAFBlocks named ``{name}_block{i}`` applied in turn (one ``lax.scan`` with ``scan_blocks``)."""
         blocks = self._blocks(count, stride, name)
-        if count < 2 or resolve_kernels(self.kernels) == "xla" or self.is_initializing():
+        if count < 2 or not self.scan_blocks or resolve_kernels(self.kernels) == "xla" or self.is_initializing():
             for block in blocks:
                 x = block(x)
             return x
-        # The parameters stay one subtree per block (checkpoints and converted weights unchanged).
+        # The parameters stay one subtree per block (checkpoints and converted weights unchanged);
+        # the scan reads them stacked, and the gradient flows back through the stack.
         params = self.variables["params"]
+        stacked = jax.tree.map(lambda *leaves: jnp.stack(leaves), *(params[block.name] for block in blocks))
         body = blocks[0].clone(parent=None, name=None)
-        return _identical_blocks(body, tuple(params[block.name] for block in blocks), x)
+        x, _ = jax.lax.scan(lambda h, p: (body.apply({"params": p}, h), None), x, stacked)
+        return x
+
+    def for_training(self) -> "NAFNet":
+        """The module the trainer differentiates (``registry.apply_model``): with ``scan_blocks``."""
+        return self.clone(scan_blocks=True)
 
     @nn.compact
     def __call__(self, images):

@@ -150,12 +150,15 @@ def model_estimates(module) -> tuple[str, ...]:
 def apply_model(module, params, inputs: dict, *, training: bool = False) -> dict:
     """Runs ``module`` on the observations it takes from ``inputs``: ``{'image': ..., **sown}``.
 
-    ``training``: pass the observations the model takes in training (``model_inputs``).
+    ``training``: pass the observations the model takes in training (``model_inputs``), to the
+    module the model trains as where it has one (``module.for_training()``, e.g. NAFNet's scanned blocks).
 
     ``sown`` holds what the model sowed into ``'intermediates'`` (e.g. ``'kernel'``), each the
     value of its last sow.
     """
     args = [inputs[name] for name in model_inputs(module, training=training)]
+    if training and hasattr(module, "for_training"):
+        module = module.for_training()
     image, state = module.apply({"params": params}, *args, mutable=["intermediates"])
     sown = {name: values[-1] for name, values in state.get("intermediates", {}).items()}
     return {"image": image, **sown}

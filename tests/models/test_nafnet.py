@@ -132,28 +132,27 @@ def test_tlc_changes_nothing_up_to_the_window_and_something_beyond(small, rng):
 
 
 def test_cpu_kernels_compute_the_xla_convolutions_function_and_gradients(rng):
-    """'cpu' (shifted depthwise, matrix-product 1x1 convolutions, runs of blocks scanned when differentiated)
-    against 'xla' (XLA's convolutions, unrolled: the implementation before); with remat, the same loss."""
+    """'cpu' (shifted depthwise, matrix-product 1x1 convolutions; runs of blocks unrolled, or scanned as
+    the trainer's module) against 'xla' (XLA's convolutions, unrolled: the implementation before);
+    scanned with remat too."""
     model = Model(width=4, enc_blk_nums=(2,), middle_blk_num=0, dec_blk_nums=(1,))
     params = random_params(model, (1, 8, 8, 3))
     x = rng.random((2, 8, 12, 3)).astype(np.float32)
 
-    def loss(params, kernels, remat):
-        restored = model.clone(kernels=kernels, remat=remat).apply({"params": params}, x)
+    def loss(params, kernels, scan_blocks, remat):
+        restored = model.clone(kernels=kernels, scan_blocks=scan_blocks, remat=remat).apply({"params": params}, x)
         return jnp.mean((restored - 0.5) ** 2)
 
-    grad = quick_jit(jax.value_and_grad(loss), static_argnums=(1, 2))
-    ref_value, ref_grads = grad(params, "xla", False)
-    value, grads = grad(params, "cpu", False)
-    np.testing.assert_allclose(value, ref_value, rtol=1e-5)
-    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6), grads, ref_grads)
-    remat_value, remat_grads = grad(params, "cpu", True)  # the scanned blocks recomputed in the backward pass
-    np.testing.assert_allclose(remat_value, ref_value, rtol=1e-5)
-    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6), remat_grads, ref_grads)
-    # The run of two blocks is unrolled when only applied, scanned when differentiated.
-    applied = str(jax.make_jaxpr(model.apply)({"params": params}, x))
-    differentiated = str(jax.make_jaxpr(jax.grad(loss), static_argnums=(1, 2))(params, "cpu", False))
-    assert "scan" not in applied and "scan" in differentiated
+    grad = quick_jit(jax.value_and_grad(loss), static_argnums=(1, 2, 3))
+    ref_value, ref_grads = grad(params, "xla", True, False)
+    for setting in ((False, False), (True, False), (True, True)):
+        value, grads = grad(params, "cpu", *setting)
+        np.testing.assert_allclose(value, ref_value, rtol=1e-5)
+        jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6), grads, ref_grads)
+    # The run of two blocks is scanned in the trainer's module only, and never with XLA's kernels.
+    programs = {kernels: [str(jax.make_jaxpr(m.apply)({"params": params}, x)) for m in (
+        model.clone(kernels=kernels), model.clone(kernels=kernels).for_training())] for kernels in ("cpu", "xla")}
+    assert [["scan" in p for p in programs[k]] for k in ("cpu", "xla")] == [[False, True], [False, False]]
     # The scanned run's blocks get their own gradients, and the compared gradients are not ~0.
     assert np.abs(grads["enc0_block1"]["conv2"]["kernel"] - grads["enc0_block0"]["conv2"]["kernel"]).max() > 1e-3
     assert Model().kernels == "auto" and resolve_kernels("auto") == "cpu"  # the suite runs on the CPU

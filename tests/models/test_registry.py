@@ -1,11 +1,12 @@
 """Tests for the model registry: discovery, presets, overrides and the errors that list valid choices."""
+import flax.linen as nn
 import jax.numpy as jnp
 import ml_collections
 import pytest
 
 from jdeblur.errors import UserError
 from jdeblur.models import nafnet, unet, unfolded
-from jdeblur.models.registry import check_model_config, get_model, list_models
+from jdeblur.models.registry import apply_model, check_model_config, get_model, list_models
 
 
 def test_list_models_names_every_model_with_its_variants():
@@ -65,3 +66,18 @@ def test_check_model_config_accepts_every_variant_and_writes_nothing(tmp_path, m
             check_model_config(model_config(name, variant))
     check_model_config(model_config(width=12, blocks=0))  # fields that build, together
     assert list(tmp_path.iterdir()) == []
+
+
+def test_apply_model_in_training_runs_the_module_the_model_trains_as():
+    class Scaled(nn.Module):
+        factor: float = 1.0
+
+        def for_training(self):
+            return self.clone(factor=2.0)
+
+        def __call__(self, x):
+            return x * self.factor
+
+    x = jnp.arange(3.0)
+    assert apply_model(Scaled(), {}, {"blurred": x})["image"].tolist() == [0.0, 1.0, 2.0]
+    assert apply_model(Scaled(), {}, {"blurred": x}, training=True)["image"].tolist() == [0.0, 2.0, 4.0]

@@ -1,7 +1,7 @@
 """The official-format NAFNet fixture (tools/make_nafnet_fixture.py) that several test files load.
 
 A width-4, four-level NAFNet with random weights; the deepest encoder level and the last decoder
-level hold two blocks each, so that on CPU jdeblur's gradient runs them as a ``lax.scan`` over their
+level hold two blocks each, so that on CPU jdeblur's trainer runs them as a ``lax.scan`` over their
 stacked parameters while ``kernels='xla'`` unrolls them: the imported weights are checked in both layouts.
 """
 import pathlib
