@@ -10,7 +10,8 @@ PyTorch's tensors are each under the threshold and reuse freed memory.
 
 ``keep_freed_memory()`` asks glibc (``mallopt``) to serve every allocation from one arena's heap,
 whatever its size, and never to give freed memory back: the step then reuses its pages (0 faults
-per step). Measured in ``benchmarks/README.md`` (NAFNet training step 1.35x, forward pass 1.3-1.8x).
+per step). Measured in ``benchmarks/README.md`` (NAFNet training step 1505 -> 1119 ms, forward pass
+340 -> 185 ms, in separate processes at load 3).
 The price: the process keeps its peak memory until it exits, and every thread allocates from one
 arena. So the ``jdeblur`` command applies it only where XLA runs on the CPU: no accelerator plugin
 installed (JAX's ``jax_plugins`` entry points, ``libtpu``), and not when ``JDEBLUR_HOST_MEMORY=system``.
