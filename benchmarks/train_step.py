@@ -235,7 +235,7 @@ def degradation_cases(config, mesh, batch: dict) -> list[Timed]:
 
 def main():
     # As the trainer's command runs, before the first computation starts XLA's threads
-    # (jdeblur.host_memory); JDEBLUR_HOST_MEMORY=system: glibc's defaults.
+    # (jdeblur.host_memory; opt-in: JDEBLUR_HOST_MEMORY=keep).
     kept = host_memory.keep_freed_memory()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", nargs="*", default=list(DEFAULT_CASES), choices=list(CASES))

@@ -13,8 +13,10 @@ whatever its size, and never to give freed memory back: the step then reuses its
 per step). Measured in ``benchmarks/README.md`` (NAFNet training step 1505 -> 1119 ms, forward pass
 340 -> 185 ms, in separate processes at load 3).
 The price: the process keeps its peak memory until it exits, and every thread allocates from one
-arena. So the ``jdeblur`` command applies it only where XLA runs on the CPU: no accelerator plugin
-installed (JAX's ``jax_plugins`` entry points, ``libtpu``), and not when ``JDEBLUR_HOST_MEMORY=system``.
+arena; and it does not pay for every model: the two-stage blind model's training step (the default
+experiment's) ran 1.15x slower with it (436-525 against 372-460 ms). So it is opt-in: the ``jdeblur``
+command applies it with ``JDEBLUR_HOST_MEMORY=keep``, and only where XLA runs on the CPU (no
+accelerator plugin installed: JAX's ``jax_plugins`` entry points, ``libtpu``).
 It must run before JAX's first computation starts XLA's threads; a library user calls it first
 thing, or sets glibc's variables instead:
 ``MALLOC_ARENA_MAX=1 MALLOC_MMAP_THRESHOLD_=2147483647 MALLOC_TRIM_THRESHOLD_=2147483647``.
@@ -27,8 +29,8 @@ import platform
 
 from jdeblur.errors import UserError
 
-ENV = "JDEBLUR_HOST_MEMORY"  # 'keep' (the default) or 'system': leave the C library's allocator as it is
-CHOICES = ("keep", "system")
+ENV = "JDEBLUR_HOST_MEMORY"  # 'system' (the default: the C library's allocator as it is) or 'keep'
+CHOICES = ("system", "keep")
 # mallopt's parameters (glibc's malloc.h), and the largest value an int argument takes.
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_ARENA_MAX = -1, -3, -8
 _NEVER = 2**31 - 1
@@ -43,10 +45,10 @@ def accelerator_plugins() -> list[str]:
 def keep_freed_memory() -> bool:
     """Sets glibc to reuse freed memory for every allocation size (module docstring); True if it did.
 
-    Does nothing (False) off glibc, with an accelerator plugin installed, or with
-    ``JDEBLUR_HOST_MEMORY=system``.
+    Does it only with ``JDEBLUR_HOST_MEMORY=keep``; does nothing (False) otherwise, off glibc, or
+    with an accelerator plugin installed.
     """
-    choice = os.environ.get(ENV, "keep")
+    choice = os.environ.get(ENV, "system")
     if choice not in CHOICES:
         raise UserError(f"environment variable {ENV}: expected one of {', '.join(CHOICES)}, got {choice!r}")
     if choice == "system" or platform.libc_ver()[0] != "glibc" or accelerator_plugins():
