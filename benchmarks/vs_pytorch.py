@@ -223,8 +223,8 @@ def main():
                         help="jdeblur's NAFNet kernels ('xla': XLA's convolutions, the implementation before "
                              "the CPU forms; jdeblur.models.nafnet)")
     args = parser.parse_args()
-    # What the jdeblur command does when asked (JDEBLUR_HOST_MEMORY=keep), before JAX and PyTorch start their threads:
-    # both frameworks run under it, in one process (opt-in: JDEBLUR_HOST_MEMORY=keep).
+    # What the jdeblur command does when asked (JDEBLUR_HOST_MEMORY=keep), before JAX and PyTorch
+    # start their threads: both frameworks run under it, in one process.
     kept = host_memory.keep_freed_memory()
     try:
         import torch

@@ -23,8 +23,9 @@ picks there) the depthwise convolutions are shifted multiply-adds (``jdeblur.mod
 the 1x1 convolutions matrix products (``Conv1x1``), and, in the trainer's module, each run of
 identical blocks one ``lax.scan`` over their stacked parameters (``scan_blocks``: compiled once, the
 training step compiles in half the time and runs faster than unrolled); applied alone (evaluation,
-``deblur``), the blocks are unrolled, which spares the copy of their stacked parameters. Elsewhere ('xla') the blocks are unrolled
-with XLA's convolutions until measured otherwise (``benchmarks/gpu_check.py``).
+``deblur``), the blocks are unrolled, which spares the copy of their stacked parameters. Elsewhere
+('xla') the blocks are unrolled with XLA's convolutions until measured otherwise
+(``benchmarks/gpu_check.py``).
 """
 import flax.linen as nn
 import jax
@@ -175,7 +176,7 @@ class NAFNet(nn.Module):
       train_size: training patch size (int or (h, w)) that sets the TLC window (1.5x).
       remat: recompute each block's activations in the backward pass (memory for compute).
       kernels: how the blocks run: 'cpu' (shifted depthwise, matrix-product 1x1 convolutions,
-        runs of identical blocks scanned), 'xla' (XLA's convolutions, unrolled) or 'auto' ('cpu'
+        runs of identical blocks scanned with ``scan_blocks``), 'xla' (XLA's convolutions, unrolled) or 'auto' ('cpu'
         on a CPU backend); the same parameters and function either way (module docstring).
       scan_blocks: with the 'cpu' kernels, run each run of identical blocks as one ``lax.scan``
         over their stacked parameters. The trainer's module (``for_training``) does: its step
