@@ -234,8 +234,8 @@ def degradation_cases(config, mesh, batch: dict) -> list[Timed]:
 
 
 def main():
-    # As the trainer's command runs, before the first computation starts XLA's threads
-    # (jdeblur.host_memory; opt-in: JDEBLUR_HOST_MEMORY=keep).
+    # As the trainer's command runs, before the first computation makes JAX's CPU client
+    # (jdeblur.host_memory; JDEBLUR_HOST_MEMORY=system turns it off).
     kept = host_memory.keep_freed_memory()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", nargs="*", default=list(DEFAULT_CASES), choices=list(CASES))

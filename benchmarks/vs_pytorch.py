@@ -36,10 +36,10 @@ XLA's pool (measured: 14 s against 0.3 s for the 256x256 forward pass at load 12
 ratios on more than one core are only meaningful on a quiet machine; ``--cores 1`` compares the two
 single-threaded, which load distorts much less.
 
-Memory: with ``JDEBLUR_HOST_MEMORY=keep`` the process keeps freed memory for reuse
-(``jdeblur.host_memory``, the ``jdeblur`` command's opt-in setting on a CPU-only machine), for both
-frameworks alike; by default both run with glibc's defaults, under which XLA faults its
-temporaries in again at every call.
+Memory: as the ``jdeblur`` command on a CPU-only machine, the process keeps freed memory for reuse
+and JAX runs its computations in the calling thread (``jdeblur.host_memory``), for both frameworks
+alike; with ``JDEBLUR_HOST_MEMORY=system`` both run with glibc's defaults, under which XLA faults
+its temporaries in again at every call.
 """
 import argparse
 import copy
@@ -223,8 +223,8 @@ def main():
                         help="jdeblur's NAFNet kernels ('xla': XLA's convolutions, the implementation before "
                              "the CPU forms; jdeblur.models.nafnet)")
     args = parser.parse_args()
-    # What the jdeblur command does when asked (JDEBLUR_HOST_MEMORY=keep), before JAX and PyTorch
-    # start their threads: both frameworks run under it, in one process.
+    # What the jdeblur command does (unless JDEBLUR_HOST_MEMORY=system), before the first computation:
+    # both frameworks run under it, in one process.
     kept = host_memory.keep_freed_memory()
     try:
         import torch

@@ -311,22 +311,15 @@ def main(argv=None) -> int:
 
         die_with_sweep()
     args, overrides = parse_command_line(list(sys.argv[1:] if argv is None else argv))
-    if argv is None:  # this process is the command: before JAX starts its threads (jdeblur.host_memory)
-        from jdeblur import host_memory
-        from jdeblur.errors import UserError
-
-        try:
-            host_memory.keep_freed_memory()
-        except UserError as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 2
     # Imported after parsing: --help stays fast, without importing jax.
-    from jdeblur import compilation_cache, failure_report
+    from jdeblur import compilation_cache, failure_report, host_memory
 
     # The user's mistakes: one line, exit 2; a failed run: one line, exit 1; anything else is a bug:
     # one line saying so and where its traceback went (jdeblur.failure_report). --debug: the traceback.
     with failure_report.quiet_libraries(not args.debug, until_exit=argv is None) as captured:
         try:
+            if argv is None:  # this process is the command; before its first computation
+                host_memory.keep_freed_memory()
             compilation_cache.enable()  # every command compiles; later runs read the executables back
             return COMMANDS[args.command](args, overrides)
         except KeyboardInterrupt:

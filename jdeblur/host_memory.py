@@ -4,22 +4,27 @@ Why: XLA:CPU allocates the temporaries of each execution as one block and frees 
 execution ends: 49 MB for NAFNet width 32's forward pass at 256x256, about 740 MB for its training
 step on 2x128x128. glibc serves a block above its mmap threshold (32 MB at most, by default) with
 fresh pages from the OS, and the arena of a worker thread cannot hold a block above 64 MB at all, so
-every execution faulted its temporaries in page by page again: 181,000 page faults and 0.4-0.7 s of
-kernel time per NAFNet training step on this project's 2-core machine, 13,000 faults per forward pass.
-PyTorch's tensors are each under the threshold and reuse freed memory.
+every execution faulted its temporaries in page by page again: 181,000 page faults and 0.4-0.6 s of
+kernel time per NAFNet training step on this project's 2-core machine, 54,000 per step of the
+default (two-stage blind) experiment. PyTorch's tensors are each under the threshold and reuse
+freed memory.
 
-``keep_freed_memory()`` asks glibc (``mallopt``) to serve every allocation from one arena's heap,
-whatever its size, and never to give freed memory back: the step then reuses its pages (0 faults
-per step). Measured in ``benchmarks/README.md`` (NAFNet training step 1505 -> 1119 ms, forward pass
-340 -> 185 ms, in separate processes at load 3).
-The price: the process keeps its peak memory until it exits, and every thread allocates from one
-arena; and it does not pay for every model: the two-stage blind model's training step (the default
-experiment's) ran 1.15x slower with it (436-525 against 372-460 ms). So it is opt-in: the ``jdeblur``
-command applies it with ``JDEBLUR_HOST_MEMORY=keep``, and only where XLA runs on the CPU (no
-accelerator plugin installed: JAX's ``jax_plugins`` entry points, ``libtpu``).
-It must run before JAX's first computation starts XLA's threads; a library user calls it first
-thing, or sets glibc's variables instead:
-``MALLOC_ARENA_MAX=1 MALLOC_MMAP_THRESHOLD_=2147483647 MALLOC_TRIM_THRESHOLD_=2147483647``.
+``keep_freed_memory()`` does two things:
+- it asks glibc (``mallopt``) to serve blocks of every size from its heap and never to give freed
+  memory back, so the next execution reuses the same pages;
+- it makes JAX execute CPU computations in the calling thread (``jax_cpu_enable_async_dispatch``
+  off), whose heap is the main one, the only one that can hold such a block: dispatched to a worker
+  thread, the block was still mapped afresh each time.
+Measured in ``benchmarks/README.md`` (training steps, page faults per step 181,000 -> 0 and
+54,000 -> 0; NAFNet's step 0.85-1.0 s -> 0.6 s, the blind experiment's 431-450 -> 369-394 ms). An
+earlier version put every thread on one malloc arena instead of the second change: the blind step
+then ran slower (480 / 398 ms), so it was opt-in; this one is the default.
+
+The price: the process keeps its peak memory until it exits, and Python waits for each CPU
+computation (no running ahead; on a CPU the computation has the cores anyway). The ``jdeblur``
+command applies it unless ``JDEBLUR_HOST_MEMORY=system``, and only where XLA runs on the CPU (no
+accelerator plugin installed: JAX's ``jax_plugins`` entry points, ``libtpu``). It must run before
+JAX's first computation creates the CPU client; a library user calls it first thing.
 """
 import ctypes
 import importlib.metadata
@@ -29,10 +34,10 @@ import platform
 
 from jdeblur.errors import UserError
 
-ENV = "JDEBLUR_HOST_MEMORY"  # 'system' (the default: the C library's allocator as it is) or 'keep'
-CHOICES = ("system", "keep")
+ENV = "JDEBLUR_HOST_MEMORY"  # 'keep' (the default) or 'system' (the C library's allocator as it is)
+CHOICES = ("keep", "system")
 # mallopt's parameters (glibc's malloc.h), and the largest value an int argument takes.
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_ARENA_MAX = -1, -3, -8
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
 _NEVER = 2**31 - 1
 
 
@@ -43,18 +48,20 @@ def accelerator_plugins() -> list[str]:
 
 
 def keep_freed_memory() -> bool:
-    """Sets glibc to reuse freed memory for every allocation size (module docstring); True if it did.
+    """Keeps freed memory for XLA's next execution on a CPU-only machine (module docstring); True if it did.
 
-    Does it only with ``JDEBLUR_HOST_MEMORY=keep``; does nothing (False) otherwise, off glibc, or
-    with an accelerator plugin installed.
+    Does nothing (False) with ``JDEBLUR_HOST_MEMORY=system``, off glibc, or with an accelerator
+    plugin installed; raises UserError for another value of that variable.
     """
-    choice = os.environ.get(ENV, "system")
+    choice = os.environ.get(ENV, "keep")
     if choice not in CHOICES:
         raise UserError(f"environment variable {ENV}: expected one of {', '.join(CHOICES)}, got {choice!r}")
     if choice == "system" or platform.libc_ver()[0] != "glibc" or accelerator_plugins():
         return False
+    import jax  # importing JAX starts no computation; its CPU client is made at the first one
+
+    jax.config.update("jax_cpu_enable_async_dispatch", False)
     mallopt = ctypes.CDLL(None).mallopt
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-    # Each returns 1 when glibc took the value; all three or the setting does not hold.
-    return all(mallopt(parameter, value) == 1 for parameter, value in (
-        (_M_ARENA_MAX, 1), (_M_MMAP_THRESHOLD, _NEVER), (_M_TRIM_THRESHOLD, _NEVER)))
+    # Each returns 1 when glibc took the value; both or the setting does not hold.
+    return all(mallopt(parameter, _NEVER) == 1 for parameter in (_M_MMAP_THRESHOLD, _M_TRIM_THRESHOLD))

@@ -98,6 +98,34 @@ class TransposeConv2x2(nn.Module):
         return y.reshape(n, 2 * h, 2 * w, self.features) + bias
 
 
+class StridedConv2x2(nn.Module):
+    """``nn.Conv(features, (2, 2), strides=(2, 2), padding='VALID')`` as one matrix product per output
+    pixel over its 2x2 input patch: the same parameters (``kernel`` (2, 2, in, out), ``bias``, same
+    initialisation) and the same function.
+
+    Why: XLA:CPU computes the kernel gradient of a stride-2 convolution in its generic convolution
+    loop: 36 ms of NAFNet width 32's 2x128x128 training step for the first downsampling alone, a
+    134 MFLOP product (benchmarks/README.md). As an einsum over the patches, forward and both
+    gradients are matrix products.
+    """
+
+    features: int
+    kernel_init: object = nn.initializers.lecun_normal()
+    dtype: object = jnp.float32
+    param_dtype: object = jnp.float32
+
+    @nn.compact
+    def __call__(self, x):
+        n, h, w, channels = x.shape
+        if h % 2 or w % 2:
+            raise ValueError(f"x: expected even height and width, got shape {tuple(x.shape)}")
+        kernel = self.param("kernel", self.kernel_init, (2, 2, channels, self.features), self.param_dtype)
+        bias = self.param("bias", nn.initializers.zeros, (self.features,), self.param_dtype)
+        x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
+        patches = x.reshape(n, h // 2, 2, w // 2, 2, channels)
+        return jnp.einsum("nhiwjc,ijco->nhwo", patches, kernel) + bias
+
+
 class Conv1x1(nn.Module):
     """``nn.Conv(features, (1, 1))`` as one matrix product over the flattened pixels: the same
     parameters (``kernel`` (1, 1, in, out), ``bias``, same initialisation) and the same function.

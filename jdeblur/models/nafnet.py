@@ -17,15 +17,15 @@ Neither mode is local enough for exact tiling: global pooling sees the whole ima
 span 1.5 training patches (see ``jdeblur.infer``).
 
 Kernels (``kernels``; the parameters and the function are the same either way): XLA:CPU runs the
-depthwise convolutions and the kernel gradients of the 1x1 convolutions in slow generic loops, and
-compiles each of the 28 identical blocks of the GoPro models separately. On CPU ('cpu', what 'auto'
-picks there) the depthwise convolutions are shifted multiply-adds (``jdeblur.models.depthwise``),
-the 1x1 convolutions matrix products (``Conv1x1``), and, in the trainer's module, each run of
-identical blocks one ``lax.scan`` over their stacked parameters (``scan_blocks``: compiled once, the
-training step compiles in half the time and runs faster than unrolled); applied alone (evaluation,
-``deblur``), the blocks are unrolled, which spares the copy of their stacked parameters. Elsewhere
-('xla') the blocks are unrolled with XLA's convolutions until measured otherwise
-(``benchmarks/gpu_check.py``).
+depthwise convolutions and the kernel gradients of the 1x1 and stride-2 convolutions in slow generic
+loops, and compiles each of the 28 identical blocks of the GoPro models separately. On CPU ('cpu',
+what 'auto' picks there) the depthwise convolutions are shifted multiply-adds
+(``jdeblur.models.depthwise``), the 1x1 and the stride-2 downsampling convolutions matrix products
+(``Conv1x1``, ``StridedConv2x2``), and, in the trainer's module, each run of identical blocks one
+``lax.scan`` over their stacked parameters (``scan_blocks``: compiled once, the training step
+compiles in half the time and runs faster than unrolled); applied alone (evaluation, ``deblur``),
+the blocks are unrolled, which spares the copy of their stacked parameters. Elsewhere ('xla') the
+blocks are unrolled with XLA's convolutions until measured otherwise (``benchmarks/gpu_check.py``).
 """
 import flax.linen as nn
 import jax
@@ -36,6 +36,7 @@ from jdeblur.checks import check_choice
 from jdeblur.models.depthwise import DepthwiseConv3x3
 from jdeblur.models.layers import (
     Conv1x1,
+    StridedConv2x2,
     channel_layer_norm,
     check_image_shape,
     global_residual,
@@ -255,7 +256,12 @@ class NAFNet(nn.Module):
             x = self._stage(x, count, stride, f"enc{level}")
             skips.append(x)
             channels, stride = channels * 2, stride * 2
-            x = conv(channels, (2, 2), f"down{level}", strides=(2, 2), padding="VALID")(x)
+            if resolve_kernels(self.kernels) == "cpu":
+                down = StridedConv2x2(channels, kernel_init=torch_conv_init, dtype=self.dtype,
+                                      param_dtype=self.param_dtype, name=f"down{level}")
+            else:
+                down = conv(channels, (2, 2), f"down{level}", strides=(2, 2), padding="VALID")
+            x = down(x)
 
         x = self._stage(x, self.middle_blk_num, stride, "middle")
 

@@ -1,5 +1,5 @@
-"""Tests for the shared model blocks: pixel (un)shuffle against PyTorch's definition, the matmul transposed
-convolution against Flax's, channel LayerNorm in float64."""
+"""Tests for the shared model blocks: pixel (un)shuffle against PyTorch's definition, the matmul transposed,
+strided and 1x1 convolutions against Flax's, channel LayerNorm in float64."""
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -8,6 +8,7 @@ import pytest
 
 from jdeblur.models.layers import (
     Conv1x1,
+    StridedConv2x2,
     TransposeConv2x2,
     channel_layer_norm,
     count_params,
@@ -114,3 +115,20 @@ def test_simple_gate_multiplies_halves(rng):
 def test_count_params_counts_arrays_and_shapes():
     tree = {"a": jnp.zeros((3, 4)), "b": [jax.ShapeDtypeStruct((2, 5, 7), jnp.float32)]}
     assert count_params(tree) == 12 + 70
+
+
+def test_strided_conv_2x2_equals_flax_strided_conv_with_gradients(rng):
+    x = rng.standard_normal((2, 6, 4, 5)).astype(np.float32)
+    ours = StridedConv2x2(3)
+    flax_conv = nn.Conv(3, (2, 2), strides=(2, 2), padding="VALID")
+    params = quick_jit(ours.init)(jax.random.key(1), x)
+    jax.tree.map(np.testing.assert_array_equal, params, quick_jit(flax_conv.init)(jax.random.key(1), x))
+    params = jax.tree.map(lambda p: rng.standard_normal(p.shape).astype(np.float32), params)
+    expected = flax_conv.apply(params, x)
+    np.testing.assert_allclose(ours.apply(params, x), expected, rtol=1e-5, atol=1e-5)
+    cotangent = rng.standard_normal(expected.shape).astype(np.float32)
+    grads = [quick_jit(jax.grad(lambda p, x, m=m: jnp.vdot(m.apply(p, x), cotangent), argnums=(0, 1)))(params, x)
+             for m in (ours, flax_conv)]
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4), *grads)
+    with pytest.raises(ValueError, match="even height and width"):
+        ours.apply(params, x[:, :5])
