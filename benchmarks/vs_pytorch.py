@@ -29,7 +29,8 @@ process to N of its cores):
 
 Timing: everything is run twice first (jdeblur compiles then; the compile time is printed), then
 ``--rounds`` interleaved rounds: each round times each case once in each framework, alternating
-which goes first; the figures are medians. The load average is printed before and after: on a
+which goes first; the figures are medians, with the page faults each call took (``getrusage``: memory
+the process had to map afresh). The load average is printed before and after: on a
 shared machine the ratio (PyTorch time / jdeblur time: above 1 means jdeblur is faster) is the
 figure to read, printed last. On a loaded machine PyTorch's OpenMP threads suffer far more than
 XLA's pool (measured: 14 s against 0.3 s for the 256x256 forward pass at load 12 on 2 cores), so
@@ -47,6 +48,7 @@ import importlib.util
 import logging
 import os
 import pathlib
+import resource
 import statistics
 import sys
 import time
@@ -137,12 +139,13 @@ class Timer:
     """One thing to time: ``run()`` does it once and returns when it is done."""
 
     def __init__(self, name: str, run):
-        self.name, self.run, self.seconds = name, run, []
+        self.name, self.run, self.seconds, self.page_faults = name, run, [], []
 
     def measure(self) -> None:
-        start = time.perf_counter()
+        faults, start = resource.getrusage(resource.RUSAGE_SELF).ru_minflt, time.perf_counter()
         self.run()
         self.seconds.append(time.perf_counter() - start)
+        self.page_faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults)
 
     @property
     def median_s(self) -> float:
@@ -292,11 +295,12 @@ def main():
           f"{'kept (jdeblur.host_memory)' if kept else 'returned (glibc defaults)'}; medians of {args.rounds} interleaved rounds; load "
           f"average (1/5/15 min) before {'/'.join(f'{v:.2f}' for v in load_before)}, after "
           f"{'/'.join(f'{v:.2f}' for v in load_after)}")
-    print("\n| case | PyTorch | jdeblur | jdeblur speed relative to PyTorch |")
-    print("|---|---:|---:|---:|")
+    print("\n| case | PyTorch | jdeblur | jdeblur speed relative to PyTorch | page faults per call, PyTorch / jdeblur |")
+    print("|---|---:|---:|---:|---:|")
     for label, torch_timer, jax_timer in pairs:
+        faults = " / ".join(f"{statistics.median(t.page_faults):.0f}" for t in (torch_timer, jax_timer))
         print(f"| {label} | {torch_timer.median_s:.3f} s | {jax_timer.median_s:.3f} s | "
-              f"{torch_timer.median_s / jax_timer.median_s:.2f}x |")
+              f"{torch_timer.median_s / jax_timer.median_s:.2f}x | {faults} |")
     print()
     for label, torch_timer, jax_timer in pairs:
         print(f"{label}: jdeblur {torch_timer.median_s / jax_timer.median_s:.2f}x PyTorch's speed")

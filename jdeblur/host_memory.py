@@ -15,10 +15,11 @@ freed memory.
 - it makes JAX execute CPU computations in the calling thread (``jax_cpu_enable_async_dispatch``
   off), whose heap is the main one, the only one that can hold such a block: dispatched to a worker
   thread, the block was still mapped afresh each time.
-Measured in ``benchmarks/README.md`` (training steps, page faults per step 181,000 -> 0 and
-54,000 -> 0; NAFNet's step 0.85-1.0 s -> 0.6 s, the blind experiment's 431-450 -> 369-394 ms). An
-earlier version put every thread on one malloc arena instead of the second change: the blind step
-then ran slower (480 / 398 ms), so it was opt-in; this one is the default.
+Measured in ``benchmarks/README.md`` (separate processes, page faults per training step
+181,000 -> 0 and 54,500 -> 0; NAFNet's 2x128x128 step 842 -> 612 ms, the blind experiment's
+431-450 -> 369-394 ms). An earlier version put every thread on one malloc arena instead of the
+second change, and the blind step then ran no faster than without it (480 / 398 ms), so it was
+opt-in; this one is the default.
 
 The price: the process keeps its peak memory until it exits, and Python waits for each CPU
 computation (no running ahead; on a CPU the computation has the cores anyway). The ``jdeblur``
