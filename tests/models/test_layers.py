@@ -78,11 +78,8 @@ def test_transpose_conv_2x2_equals_flax_conv_transpose(rng):
     assert half.dtype == jnp.bfloat16 and np.abs(np.asarray(half, np.float32) - expected).max() < 0.1
 
 
-@pytest.mark.parametrize("use_bias", [True, False])
-def test_conv_1x1_equals_flax_conv_with_gradients(rng, use_bias):
-    x = rng.standard_normal((2, 5, 3, 6)).astype(np.float32)
-    ours = Conv1x1(4, use_bias=use_bias)
-    flax_conv = nn.Conv(4, (1, 1), use_bias=use_bias)
+def assert_same_conv_with_gradients(rng, ours, flax_conv, x):
+    """``ours`` has ``flax_conv``'s parameters (same initialisation) and computes its outputs and gradients."""
     params = quick_jit(ours.init)(jax.random.key(1), x)
     jax.tree.map(np.testing.assert_array_equal, params, quick_jit(flax_conv.init)(jax.random.key(1), x))
     params = jax.tree.map(lambda p: rng.standard_normal(p.shape).astype(np.float32), params)
@@ -92,6 +89,21 @@ def test_conv_1x1_equals_flax_conv_with_gradients(rng, use_bias):
     grads = [quick_jit(jax.grad(lambda p, x, m=m: jnp.vdot(m.apply(p, x), cotangent), argnums=(0, 1)))(params, x)
              for m in (ours, flax_conv)]
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4), *grads)
+    return params
+
+
+@pytest.mark.parametrize("use_bias", [True, False])
+def test_conv_1x1_equals_flax_conv_with_gradients(rng, use_bias):
+    x = rng.standard_normal((2, 5, 3, 6)).astype(np.float32)
+    assert_same_conv_with_gradients(rng, Conv1x1(4, use_bias=use_bias), nn.Conv(4, (1, 1), use_bias=use_bias), x)
+
+
+def test_strided_conv_2x2_equals_flax_strided_conv_with_gradients(rng):
+    x = rng.standard_normal((2, 6, 4, 5)).astype(np.float32)
+    ours = StridedConv2x2(3)
+    params = assert_same_conv_with_gradients(rng, ours, nn.Conv(3, (2, 2), strides=(2, 2), padding="VALID"), x)
+    with pytest.raises(ValueError, match="even height and width"):
+        ours.apply(params, x[:, :5])
 
 
 def test_channel_layer_norm_matches_float64(rng):
@@ -116,19 +128,3 @@ def test_count_params_counts_arrays_and_shapes():
     tree = {"a": jnp.zeros((3, 4)), "b": [jax.ShapeDtypeStruct((2, 5, 7), jnp.float32)]}
     assert count_params(tree) == 12 + 70
 
-
-def test_strided_conv_2x2_equals_flax_strided_conv_with_gradients(rng):
-    x = rng.standard_normal((2, 6, 4, 5)).astype(np.float32)
-    ours = StridedConv2x2(3)
-    flax_conv = nn.Conv(3, (2, 2), strides=(2, 2), padding="VALID")
-    params = quick_jit(ours.init)(jax.random.key(1), x)
-    jax.tree.map(np.testing.assert_array_equal, params, quick_jit(flax_conv.init)(jax.random.key(1), x))
-    params = jax.tree.map(lambda p: rng.standard_normal(p.shape).astype(np.float32), params)
-    expected = flax_conv.apply(params, x)
-    np.testing.assert_allclose(ours.apply(params, x), expected, rtol=1e-5, atol=1e-5)
-    cotangent = rng.standard_normal(expected.shape).astype(np.float32)
-    grads = [quick_jit(jax.grad(lambda p, x, m=m: jnp.vdot(m.apply(p, x), cotangent), argnums=(0, 1)))(params, x)
-             for m in (ours, flax_conv)]
-    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4), *grads)
-    with pytest.raises(ValueError, match="even height and width"):
-        ours.apply(params, x[:, :5])
