@@ -25,6 +25,7 @@ import numpy as np
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from train_step import CASES, flax_conv_transpose_model, load_case, random_batch, step_case  # noqa: E402
 
+from jdeblur import host_memory  # noqa: E402
 from jdeblur.train import parallel  # noqa: E402
 
 
@@ -52,6 +53,9 @@ def instruction_sources(hlo_text: str) -> dict[str, str]:
 
 
 def main():
+    # The trainer's allocator setting (train_step.py does the same): without it, XLA's temporaries
+    # are faulted in afresh at every step and the profile shows page faults, not operations.
+    host_memory.keep_freed_memory()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--case", default="quickstart", choices=list(CASES))
     parser.add_argument("--steps", type=int, default=3)

@@ -20,8 +20,8 @@ Kernels (``kernels``; the parameters and the function are the same either way): 
 depthwise convolutions and the kernel gradients of the 1x1 and stride-2 convolutions in slow generic
 loops, and compiles each of the 28 identical blocks of the GoPro models separately. On CPU ('cpu',
 what 'auto' picks there) the depthwise convolutions are shifted multiply-adds
-(``jdeblur.models.depthwise``), the 1x1 and the stride-2 downsampling convolutions matrix products
-(``Conv1x1``, ``StridedConv2x2``), and, in the trainer's module, each run of identical blocks one
+(``jdeblur.models.depthwise``), the 1x1, the stride-2 downsampling and the 3x3 ending convolutions
+matrix products (``Conv1x1``, ``StridedConv2x2``, ``Conv3x3``), and, in the trainer's module, each run of identical blocks one
 ``lax.scan`` over their stacked parameters (``scan_blocks``: compiled once, the training step
 compiles in half the time and runs faster than unrolled); applied alone (evaluation, ``deblur``),
 the blocks are unrolled, which spares the copy of their stacked parameters. Elsewhere ('xla') the
@@ -36,6 +36,7 @@ from jdeblur.checks import check_choice
 from jdeblur.models.depthwise import DepthwiseConv3x3
 from jdeblur.models.layers import (
     Conv1x1,
+    Conv3x3,
     StridedConv2x2,
     channel_layer_norm,
     check_image_shape,
@@ -244,6 +245,7 @@ class NAFNet(nn.Module):
     def __call__(self, images):
         check_image_shape(images, self.size_multiple)
         images = jnp.asarray(images, jnp.float32)
+        on_cpu = resolve_kernels(self.kernels) == "cpu"
 
         def conv(features, kernel, name, **kw):
             return nn.Conv(features, kernel, kernel_init=torch_conv_init, dtype=self.dtype,
@@ -256,7 +258,7 @@ class NAFNet(nn.Module):
             x = self._stage(x, count, stride, f"enc{level}")
             skips.append(x)
             channels, stride = channels * 2, stride * 2
-            if resolve_kernels(self.kernels) == "cpu":
+            if on_cpu:
                 down = StridedConv2x2(channels, kernel_init=torch_conv_init, dtype=self.dtype,
                                       param_dtype=self.param_dtype, name=f"down{level}")
             else:
@@ -266,7 +268,7 @@ class NAFNet(nn.Module):
         x = self._stage(x, self.middle_blk_num, stride, "middle")
 
         for level, count in enumerate(self.dec_blk_nums):
-            if resolve_kernels(self.kernels) == "cpu":
+            if on_cpu:
                 up = Conv1x1(channels * 2, use_bias=False, kernel_init=torch_conv_init, dtype=self.dtype,
                              param_dtype=self.param_dtype, name=f"up{level}")
             else:
@@ -276,8 +278,12 @@ class NAFNet(nn.Module):
             channels, stride = channels // 2, stride // 2
             x = self._stage(x, count, stride, f"dec{level}")
 
-        correction = conv(images.shape[-1], (3, 3), "ending")(x)
-        return global_residual(images, correction)
+        if on_cpu:
+            ending = Conv3x3(images.shape[-1], kernel_init=torch_conv_init, dtype=self.dtype,
+                             param_dtype=self.param_dtype, name="ending")
+        else:
+            ending = conv(images.shape[-1], (3, 3), "ending")
+        return global_residual(images, ending(x))
 
 
 def Model(*, variant: str | None = None, **kw) -> NAFNet:

@@ -1,5 +1,5 @@
 """Tests for the shared model blocks: pixel (un)shuffle against PyTorch's definition, the matmul transposed,
-strided and 1x1 convolutions against Flax's, channel LayerNorm in float64."""
+strided, 1x1 and 3x3 convolutions against Flax's, channel LayerNorm in float64."""
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -8,6 +8,7 @@ import pytest
 
 from jdeblur.models.layers import (
     Conv1x1,
+    Conv3x3,
     StridedConv2x2,
     TransposeConv2x2,
     channel_layer_norm,
@@ -96,6 +97,12 @@ def assert_same_conv_with_gradients(rng, ours, flax_conv, x):
 def test_conv_1x1_equals_flax_conv_with_gradients(rng, use_bias):
     x = rng.standard_normal((2, 5, 3, 6)).astype(np.float32)
     assert_same_conv_with_gradients(rng, Conv1x1(4, use_bias=use_bias), nn.Conv(4, (1, 1), use_bias=use_bias), x)
+
+
+@pytest.mark.parametrize("channels, features", [(3, 5), (5, 3)])  # neighbourhood rows; tap products
+def test_conv_3x3_equals_flax_conv_with_gradients(rng, channels, features):
+    x = rng.standard_normal((2, 5, 4, channels)).astype(np.float32)
+    assert_same_conv_with_gradients(rng, Conv3x3(features), nn.Conv(features, (3, 3)), x)
 
 
 def test_strided_conv_2x2_equals_flax_strided_conv_with_gradients(rng):
