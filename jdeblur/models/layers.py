@@ -130,13 +130,13 @@ class Conv3x3(nn.Module):
     """``nn.Conv(features, (3, 3))`` (stride 1, zero 'SAME' padding) as one matrix product: the same
     parameters (``kernel`` (3, 3, in, out), ``bias``, same initialisation) and the same function.
 
-    For the convolutions between an image's few channels and the features (NAFNet's intro and
-    ending). Why: XLA:CPU computes their kernel gradients in its generic convolution loop (the
-    ending's 32->3 gradient took 11.9 ms at 2x128x128, 1.0 ms as a product). Of the two ways to
-    write a 3x3 convolution as one product, the one whose nine-fold tensor is smaller is used: with
-    fewer input channels, each pixel's 3x3 neighbourhood as one row ([pixels, 9 in] @ [9 in, out]);
-    with fewer outputs, every tap's product at every pixel ([pixels, in] @ [in, 9 out]), then the
-    nine products summed at their shifts. Forward and both gradients are then matrix products.
+    Every tap's product at every pixel ([pixels, in] @ [in, 9 out]), then the nine products summed
+    at their shifts: forward and both gradients are matrix products plus shifted sums. Why: XLA:CPU
+    computes the kernel gradient of a convolution to a few channels (NAFNet's ending, 32 -> 3) in
+    its generic convolution loop: 46.7 ms for its forward and gradients at 2x128x128 against 7.9 ms
+    (benchmarks/README.md). The nine-fold product is small only when the outputs are few: for 3 ->
+    32 (NAFNet's intro) XLA's convolution was faster, also against each pixel's neighbourhood as one
+    row of a product (3.96 vs 6.39 ms).
     """
 
     features: int
@@ -150,14 +150,9 @@ class Conv3x3(nn.Module):
         kernel = self.param("kernel", self.kernel_init, (3, 3, channels, self.features), self.param_dtype)
         bias = self.param("bias", nn.initializers.zeros, (self.features,), self.param_dtype)
         x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
-        # Output pixel p sums x[p + (i - 1, j - 1)] @ kernel[i, j]: index p + i of the padded map.
-        if channels <= self.features:
-            padded = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
-            patches = jnp.concatenate([padded[:, i:i + h, j:j + w] for i in range(3) for j in range(3)], axis=-1)
-            y = patches.reshape(-1, 9 * channels) @ kernel.reshape(9 * channels, self.features)
-            return y.reshape(n, h, w, self.features) + bias
         taps = x.reshape(-1, channels) @ kernel.transpose(2, 0, 1, 3).reshape(channels, 9 * self.features)
         taps = jnp.pad(taps.reshape(n, h, w, 9, self.features), ((0, 0), (1, 1), (1, 1), (0, 0), (0, 0)))
+        # Output pixel p sums x[p + (i - 1, j - 1)] @ kernel[i, j]: tap (i, j) of padded pixel p + (i, j).
         return sum(taps[:, i:i + h, j:j + w, 3 * i + j] for i in range(3) for j in range(3)) + bias
 
 

@@ -99,7 +99,7 @@ def test_conv_1x1_equals_flax_conv_with_gradients(rng, use_bias):
     assert_same_conv_with_gradients(rng, Conv1x1(4, use_bias=use_bias), nn.Conv(4, (1, 1), use_bias=use_bias), x)
 
 
-@pytest.mark.parametrize("channels, features", [(3, 5), (5, 3)])  # neighbourhood rows; tap products
+@pytest.mark.parametrize("channels, features", [(3, 5), (5, 3)])
 def test_conv_3x3_equals_flax_conv_with_gradients(rng, channels, features):
     x = rng.standard_normal((2, 5, 4, channels)).astype(np.float32)
     assert_same_conv_with_gradients(rng, Conv3x3(features), nn.Conv(features, (3, 3)), x)
