@@ -11,6 +11,7 @@ import datetime
 import errno
 import json
 import pathlib
+import re
 import shlex
 import shutil
 import signal
@@ -398,7 +399,10 @@ def test_killed_training_resumes_to_the_uninterrupted_result(env, data_dir, trai
     flip_middle_byte(largest_array_file(workdir / "checkpoints" / "6"))
     result = train()
     assert result.returncode == 0, result.stderr[-3000:]
-    assert f"warning: checkpoint {workdir / 'checkpoints' / '6'} is corrupt" in result.stderr
+    # A flipped byte either decodes to other values (the checksums differ: 'is corrupt') or breaks
+    # the file's decoding ('is unreadable (...)'): both are corruption, and both fall back.
+    assert re.search(f"warning: checkpoint {re.escape(str(workdir / 'checkpoints' / '6'))} is (corrupt|unreadable)",
+                     result.stderr), result.stderr[-3000:]
     assert "resuming from step 4" in result.stdout
     # The same checkpoints kept as by the uninterrupted run, the corrupt one set aside, and orbax's
     # temporary folder cleaned up.
