@@ -98,7 +98,26 @@ class TransposeConv2x2(nn.Module):
         return y.reshape(n, 2 * h, 2 * w, self.features) + bias
 
 
-class StridedConv2x2(nn.Module):
+class ConvAsProduct(nn.Module):
+    """The fields and parameters of ``nn.Conv(features, window)``, for the convolutions below that are
+    written as matrix products: checkpoints of either load in the other."""
+
+    features: int
+    use_bias: bool = True
+    kernel_init: object = nn.initializers.lecun_normal()
+    dtype: object = jnp.float32
+    param_dtype: object = jnp.float32
+
+    def promoted_params(self, x, window: tuple[int, int]):
+        """``x``, ``kernel`` (*window, in, out) and ``bias`` in the compute dtype; without a bias
+        parameter, ``bias`` is a zero scalar (adding it is folded away by XLA)."""
+        kernel = self.param("kernel", self.kernel_init, (*window, x.shape[-1], self.features), self.param_dtype)
+        bias = (self.param("bias", nn.initializers.zeros, (self.features,), self.param_dtype) if self.use_bias
+                else jnp.zeros((), self.param_dtype))
+        return nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
+
+
+class StridedConv2x2(ConvAsProduct):
     """``nn.Conv(features, (2, 2), strides=(2, 2), padding='VALID')`` as one matrix product per output
     pixel over its 2x2 input patch: the same parameters (``kernel`` (2, 2, in, out), ``bias``, same
     initialisation) and the same function.
@@ -109,24 +128,17 @@ class StridedConv2x2(nn.Module):
     gradients are matrix products.
     """
 
-    features: int
-    kernel_init: object = nn.initializers.lecun_normal()
-    dtype: object = jnp.float32
-    param_dtype: object = jnp.float32
-
     @nn.compact
     def __call__(self, x):
         n, h, w, channels = x.shape
         if h % 2 or w % 2:
             raise ValueError(f"x: expected even height and width, got shape {tuple(x.shape)}")
-        kernel = self.param("kernel", self.kernel_init, (2, 2, channels, self.features), self.param_dtype)
-        bias = self.param("bias", nn.initializers.zeros, (self.features,), self.param_dtype)
-        x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
+        x, kernel, bias = self.promoted_params(x, (2, 2))
         patches = x.reshape(n, h // 2, 2, w // 2, 2, channels)
         return jnp.einsum("nhiwjc,ijco->nhwo", patches, kernel) + bias
 
 
-class Conv3x3(nn.Module):
+class Conv3x3(ConvAsProduct):
     """``nn.Conv(features, (3, 3))`` (stride 1, zero 'SAME' padding) as one matrix product: the same
     parameters (``kernel`` (3, 3, in, out), ``bias``, same initialisation) and the same function.
 
@@ -139,24 +151,17 @@ class Conv3x3(nn.Module):
     row of a product (3.96 vs 6.39 ms).
     """
 
-    features: int
-    kernel_init: object = nn.initializers.lecun_normal()
-    dtype: object = jnp.float32
-    param_dtype: object = jnp.float32
-
     @nn.compact
     def __call__(self, x):
         n, h, w, channels = x.shape
-        kernel = self.param("kernel", self.kernel_init, (3, 3, channels, self.features), self.param_dtype)
-        bias = self.param("bias", nn.initializers.zeros, (self.features,), self.param_dtype)
-        x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
+        x, kernel, bias = self.promoted_params(x, (3, 3))
         taps = x.reshape(-1, channels) @ kernel.transpose(2, 0, 1, 3).reshape(channels, 9 * self.features)
         taps = jnp.pad(taps.reshape(n, h, w, 9, self.features), ((0, 0), (1, 1), (1, 1), (0, 0), (0, 0)))
         # Output pixel p sums x[p + (i - 1, j - 1)] @ kernel[i, j]: tap (i, j) of padded pixel p + (i, j).
         return sum(taps[:, i:i + h, j:j + w, 3 * i + j] for i in range(3) for j in range(3)) + bias
 
 
-class Conv1x1(nn.Module):
+class Conv1x1(ConvAsProduct):
     """``nn.Conv(features, (1, 1))`` as one matrix product over the flattened pixels: the same
     parameters (``kernel`` (1, 1, in, out), ``bias``, same initialisation) and the same function.
 
@@ -165,20 +170,11 @@ class Conv1x1(nn.Module):
     slower; as a matrix product, forward and both gradients are matrix products in any context.
     """
 
-    features: int
-    use_bias: bool = True
-    kernel_init: object = nn.initializers.lecun_normal()
-    dtype: object = jnp.float32
-    param_dtype: object = jnp.float32
-
     @nn.compact
     def __call__(self, x):
         channels = x.shape[-1]
-        kernel = self.param("kernel", self.kernel_init, (1, 1, channels, self.features), self.param_dtype)
-        bias = self.param("bias", nn.initializers.zeros, (self.features,), self.param_dtype) if self.use_bias else None
-        x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
-        y = (x.reshape(-1, channels) @ kernel[0, 0]).reshape(*x.shape[:-1], self.features)
-        return y if bias is None else y + bias
+        x, kernel, bias = self.promoted_params(x, (1, 1))
+        return (x.reshape(-1, channels) @ kernel[0, 0]).reshape(*x.shape[:-1], self.features) + bias
 
 
 def simple_gate(x):

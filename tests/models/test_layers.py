@@ -99,10 +99,11 @@ def test_conv_1x1_equals_flax_conv_with_gradients(rng, use_bias):
     assert_same_conv_with_gradients(rng, Conv1x1(4, use_bias=use_bias), nn.Conv(4, (1, 1), use_bias=use_bias), x)
 
 
-@pytest.mark.parametrize("channels, features", [(3, 5), (5, 3)])
-def test_conv_3x3_equals_flax_conv_with_gradients(rng, channels, features):
+@pytest.mark.parametrize("channels, features, use_bias", [(3, 5, True), (5, 3, False)])
+def test_conv_3x3_equals_flax_conv_with_gradients(rng, channels, features, use_bias):
     x = rng.standard_normal((2, 5, 4, channels)).astype(np.float32)
-    assert_same_conv_with_gradients(rng, Conv3x3(features), nn.Conv(features, (3, 3)), x)
+    assert_same_conv_with_gradients(rng, Conv3x3(features, use_bias=use_bias),
+                                    nn.Conv(features, (3, 3), use_bias=use_bias), x)
 
 
 def test_strided_conv_2x2_equals_flax_strided_conv_with_gradients(rng):
