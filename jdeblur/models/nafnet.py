@@ -21,12 +21,15 @@ depthwise convolutions and the kernel gradients of the 1x1 and stride-2 convolut
 loops, and compiles each of the 28 identical blocks of the GoPro models separately. On CPU ('cpu',
 what 'auto' picks there) the depthwise convolutions are shifted multiply-adds
 (``jdeblur.models.depthwise``), the 1x1, the stride-2 downsampling and the 3x3 ending convolutions
-matrix products (``Conv1x1``, ``StridedConv2x2``, ``Conv3x3``), and, in the trainer's module, each run of identical blocks one
-``lax.scan`` over their stacked parameters (``scan_blocks``: compiled once, the training step
-compiles in half the time and runs faster than unrolled); applied alone (evaluation, ``deblur``),
-the blocks are unrolled, which spares the copy of their stacked parameters. Elsewhere ('xla') the
-blocks are unrolled with XLA's convolutions until measured otherwise (``benchmarks/gpu_check.py``).
+matrix products (``Conv1x1``, ``StridedConv2x2``, ``Conv3x3``), and, in the trainer's module, each
+run of identical blocks one ``lax.scan`` over their stacked parameters (``scan_blocks``: compiled
+once, the training step compiles in half the time and runs faster than unrolled); applied alone
+(evaluation, ``deblur``), the blocks are unrolled, which spares the copy of their stacked
+parameters. Elsewhere ('xla') the blocks are unrolled with XLA's convolutions until measured
+otherwise (``benchmarks/gpu_check.py``).
 """
+import functools
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -70,6 +73,17 @@ def resolve_kernels(kernels: str) -> str:
     if kernels == "auto":
         return "cpu" if jax.default_backend() == "cpu" else "xla"
     return kernels
+
+
+def _conv_layer(owner: nn.Module, features: int, kernel: tuple[int, int], name: str, *, product=None,
+               use_bias: bool = True, **kw) -> nn.Module:
+    """``nn.Conv`` with PyTorch's initialisation in ``owner``'s dtypes; with ``owner``'s 'cpu' kernels,
+    its matrix-product form ``product`` instead (``jdeblur.models.layers``: the same parameters)."""
+    common = dict(use_bias=use_bias, kernel_init=torch_conv_init, dtype=owner.dtype,
+                  param_dtype=owner.param_dtype, name=name)
+    if product is not None and resolve_kernels(owner.kernels) == "cpu":
+        return product(features, **common)
+    return nn.Conv(features, kernel, **common, **kw)
 
 
 def local_average_pool(x, window: tuple[int, int]):
@@ -130,11 +144,7 @@ class NAFBlock(nn.Module):
 
         def conv(features, name):
             """A 1x1 convolution."""
-            if kernels == "cpu":
-                return Conv1x1(features, kernel_init=torch_conv_init, dtype=self.dtype,
-                               param_dtype=self.param_dtype, name=name)
-            return nn.Conv(features, (1, 1), kernel_init=torch_conv_init, dtype=self.dtype,
-                           param_dtype=self.param_dtype, name=name)
+            return _conv_layer(self, features, (1, 1), name, product=Conv1x1)
 
         def norm(name):
             return channel_layer_norm(dtype=self.dtype, param_dtype=self.param_dtype, name=name)
@@ -245,11 +255,7 @@ class NAFNet(nn.Module):
     def __call__(self, images):
         check_image_shape(images, self.size_multiple)
         images = jnp.asarray(images, jnp.float32)
-        on_cpu = resolve_kernels(self.kernels) == "cpu"
-
-        def conv(features, kernel, name, **kw):
-            return nn.Conv(features, kernel, kernel_init=torch_conv_init, dtype=self.dtype,
-                           param_dtype=self.param_dtype, name=name, **kw)
+        conv = functools.partial(_conv_layer, self)
 
         x = conv(self.width, (3, 3), "intro")(images.astype(self.dtype))
         skips = []
@@ -258,32 +264,18 @@ class NAFNet(nn.Module):
             x = self._stage(x, count, stride, f"enc{level}")
             skips.append(x)
             channels, stride = channels * 2, stride * 2
-            if on_cpu:
-                down = StridedConv2x2(channels, kernel_init=torch_conv_init, dtype=self.dtype,
-                                      param_dtype=self.param_dtype, name=f"down{level}")
-            else:
-                down = conv(channels, (2, 2), f"down{level}", strides=(2, 2), padding="VALID")
-            x = down(x)
+            x = conv(channels, (2, 2), f"down{level}", product=StridedConv2x2, strides=(2, 2), padding="VALID")(x)
 
         x = self._stage(x, self.middle_blk_num, stride, "middle")
 
         for level, count in enumerate(self.dec_blk_nums):
-            if on_cpu:
-                up = Conv1x1(channels * 2, use_bias=False, kernel_init=torch_conv_init, dtype=self.dtype,
-                             param_dtype=self.param_dtype, name=f"up{level}")
-            else:
-                up = conv(channels * 2, (1, 1), f"up{level}", use_bias=False)
-            x = up(x)
+            x = conv(channels * 2, (1, 1), f"up{level}", product=Conv1x1, use_bias=False)(x)
             x = pixel_shuffle(x, 2) + skips.pop()
             channels, stride = channels // 2, stride // 2
             x = self._stage(x, count, stride, f"dec{level}")
 
-        if on_cpu:
-            ending = Conv3x3(images.shape[-1], kernel_init=torch_conv_init, dtype=self.dtype,
-                             param_dtype=self.param_dtype, name="ending")
-        else:
-            ending = conv(images.shape[-1], (3, 3), "ending")
-        return global_residual(images, ending(x))
+        correction = conv(images.shape[-1], (3, 3), "ending", product=Conv3x3)(x)
+        return global_residual(images, correction)
 
 
 def Model(*, variant: str | None = None, **kw) -> NAFNet:

@@ -135,4 +135,3 @@ def test_simple_gate_multiplies_halves(rng):
 def test_count_params_counts_arrays_and_shapes():
     tree = {"a": jnp.zeros((3, 4)), "b": [jax.ShapeDtypeStruct((2, 5, 7), jnp.float32)]}
     assert count_params(tree) == 12 + 70
-
