@@ -10,18 +10,41 @@ blind runlocal runs of launch.py 29-30 s instead of 47 s (load 3, cold). Tests w
 rather than compiling lose a little (the blind kernel search on photographs: 69 s against 68 s). To
 run the suite optimised: ``XLA_FLAGS=--xla_backend_optimization_level=2 pytest``.
 
+What compiling remained went mostly to XLA:CPU's MLIR fusion emitters: with its older emitters
+(``--xla_cpu_use_fusion_emitters=false``, where this jaxlib has the flag) the tiny U-Net's training
+step compiles in 2.9 s instead of 6.5 s, and the whole suite took 836 s of CPU instead of 1225 s
+(2026-12-03). Their fusions round differently, within float32 rounding.
+
 The device count and the flags must be fixed before JAX's backend starts, hence at import time here.
 """
 import atexit
 import os
 import pathlib
 import shutil
+import subprocess
+import sys
 import tempfile
 import zlib
 
+
+def _xla_knows(flag: str) -> bool:
+    """Whether this jaxlib's XLA accepts ``flag``: an unknown flag in XLA_FLAGS aborts the process."""
+    env = dict(os.environ, XLA_FLAGS=flag, JAX_PLATFORMS="cpu")
+    probe = subprocess.run([sys.executable, "-c", "import jax; jax.devices()"], env=env, capture_output=True)
+    return probe.returncode == 0
+
+
 os.environ.setdefault("JAX_NUM_CPU_DEVICES", "8")
-if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):  # the launch.py subprocesses too
-    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_backend_optimization_level=0".strip()
+# Set once, by the first process (pytest's, before xdist starts its workers, which inherit them as
+# the launch.py subprocesses do); "checked" keeps the workers from probing again.
+if os.environ.get("JDEBLUR_TEST_XLA_FLAGS") != "checked":
+    os.environ["JDEBLUR_TEST_XLA_FLAGS"] = "checked"
+    flags = ["--xla_backend_optimization_level=0"]
+    if _xla_knows("--xla_cpu_use_fusion_emitters=false"):
+        flags.append("--xla_cpu_use_fusion_emitters=false")
+    for flag in flags:
+        if flag.split("=")[0] not in os.environ.get("XLA_FLAGS", ""):  # the user's own setting wins
+            os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {flag}".strip()
 # Tests that call jdeblur.cli.main() in this process must not turn on the user's persistent compilation
 # cache (~/.cache/jdeblur/jax) for the rest of the session; subprocesses get their own (``env``).
 os.environ["JDEBLUR_COMPILATION_CACHE"] = "0"

@@ -10,6 +10,10 @@ from jdeblur.physics.noise import estimate_noise_sigma
 from jdeblur.physics.operators import blur
 from tests.models.model_fixtures import quick_jit
 
+# The model against its parts, two compilations of the same function: their fusions round apart by
+# up to 6e-5 over the unfolded iterations (XLA:CPU's older fusion emitters, tests/conftest.py);
+# a kernel 10% wider moves them by up to 9e-2, a noise level 10% higher by 2e-2.
+ROUNDING = 1e-4
 
 def test_training_takes_the_true_kernel_and_evaluation_searches_for_it(rng):
     model = get_model("two_stage", variant="tiny")
@@ -28,7 +32,7 @@ def test_training_takes_the_true_kernel_and_evaluation_searches_for_it(rng):
 
     trained, blind = quick_jit(run)(params)
     expected = quick_jit(lambda p: deconvolve.apply({"params": p}, y, kernel, sigma))(params["deconvolve"])
-    np.testing.assert_allclose(trained["image"], expected, atol=1e-6)
+    np.testing.assert_allclose(trained["image"], expected, atol=ROUNDING)
     assert "kernel" not in trained  # nothing searched in training
     # The search is tested in tests/physics/test_blind_kernel.py (its thresholds make it sensitive
     # to rounding, so another compilation may find a slightly different kernel): here, that the
@@ -38,7 +42,7 @@ def test_training_takes_the_true_kernel_and_evaluation_searches_for_it(rng):
     np.testing.assert_allclose(jnp.sum(found, axis=(1, 2)), 1.0, rtol=1e-5)
     expected = quick_jit(lambda p: deconvolve.apply({"params": p}, y, found, estimate_noise_sigma(y)))(
         params["deconvolve"])
-    np.testing.assert_allclose(blind["image"], expected, atol=1e-5)
+    np.testing.assert_allclose(blind["image"], expected, atol=ROUNDING)
 
 def _perturbed_params(model, rng, *inputs):
     """Initial parameters moved at random: a prior that is not the identity."""
