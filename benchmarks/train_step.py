@@ -1,6 +1,6 @@
 """Training-step throughput against the machine's own peak: images/s, XLA FLOPs, GFLOP/s, % of peak.
 
-    python benchmarks/train_step.py [--cases quickstart unet-tiny ...] [--repeats 5] [--seconds 1.0] [--xla-kernels]
+    python benchmarks/train_step.py [--cases quickstart unet-tiny ...] [--repeats 5] [--seconds 1.0] [--xla-kernels] [--older-emitters]
 
 Each case is an experiment config (``experiments/*.py``, shrunk to CPU-sized patches where the
 recipe's are too large) whose train step is built as the trainer builds it: the model, loss,
@@ -197,11 +197,11 @@ def build_step(config, mesh, *, prepare=None, model=None, donate: bool = True):
     return train_step, state
 
 
-def step_case(name: str, config, mesh, batch: dict, **kw) -> Timed:
+def step_case(name: str, config, mesh, batch: dict, *, compiler_options: dict | None = None, **kw) -> Timed:
     train_step, state = build_step(config, mesh, **kw)
     placed = parallel.place_batch(batch, mesh, config.train.parallel)
     key = jax.random.key(1)
-    compiled = train_step.lower(state, placed, key).compile()
+    compiled = train_step.lower(state, placed, key).compile(compiler_options=compiler_options)
     model = kw.get("model") or build_model(config.model)
     return Timed(name, compiled, (state, placed, key), images=config.train.global_batch, threads_state=True,
                  model_flops=model_step_flops(config, model))
@@ -247,6 +247,9 @@ def main():
     parser.add_argument("--xla-kernels", action="store_true",
                         help="also time each NAFNet case with XLA's convolutions, unrolled (kernels='xla', "
                              "the implementation before the CPU forms of jdeblur.models.nafnet)")
+    parser.add_argument("--older-emitters", action="store_true",
+                        help="also time each case compiled with XLA:CPU's older fusion emitters "
+                             "(xla_cpu_use_fusion_emitters=False, as the test suite compiles)")
     parser.add_argument("--conv-transpose", action="store_true",
                         help="also time the quickstart with Flax's nn.ConvTranspose up-convolutions "
                              "(before jdeblur's TransposeConv2x2)")
@@ -267,6 +270,11 @@ def main():
             steps.append(step_case(f"{name} kernels=xla", config, mesh, batch,
                                    model=build_model(config.model).clone(kernels="xla")))
             print(f"compiled {name} kernels=xla in {time.perf_counter() - start:.1f} s", flush=True)
+        if args.older_emitters:
+            start = time.perf_counter()
+            steps.append(step_case(f"{name} older emitters", config, mesh, batch,
+                                   compiler_options={"xla_cpu_use_fusion_emitters": False}))
+            print(f"compiled {name} with the older emitters in {time.perf_counter() - start:.1f} s", flush=True)
     if args.degradation or args.no_donation or args.conv_transpose:
         config = load_case("quickstart")
         batch = random_batch(config, rng)
