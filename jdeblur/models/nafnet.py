@@ -127,6 +127,12 @@ def tlc_window(train_size: tuple[int, int], stride: int, *, size_multiple: int =
     return tuple((pad // stride) * int(size * 1.5) // size for pad, size in zip(padded, train_size))
 
 
+def _selected_by_product(stacked_leaf) -> bool:
+    """Whether a scanned run reads this parameter by its one-hot product (``NAFNet._stage``): all
+    but the 1x1 convolutions' kernels, stacked as (blocks, 1, 1, in, out)."""
+    return not (stacked_leaf.ndim == 5 and stacked_leaf.shape[1:3] == (1, 1))
+
+
 class NAFBlock(nn.Module):
     """One NAFBlock; ``pool_window`` None pools SCA globally, else locally (TLC) over that window."""
 
@@ -243,8 +249,24 @@ class NAFNet(nn.Module):
         # the scan reads them stacked, and the gradient flows back through the stack.
         params = self.variables["params"]
         stacked = jax.tree.map(lambda *leaves: jnp.stack(leaves), *(params[block.name] for block in blocks))
+        # XLA:CPU's fusion emitters run an elementwise loop ~4x slower when it reads a slice at a
+        # dynamic index (the depthwise convolution and gate at 2x16x16x512: 0.82 against 0.20 ms), and
+        # the scan's slices of the small parameters (biases, scales, depthwise kernels) are fused into
+        # such loops. A product with the block's one-hot row selects them instead, into a buffer of
+        # their own (exactly, for finite parameters: the other rows are multiplied by zero); the 1x1
+        # kernels feed matrix products, which read their slice at full speed. NAFNet width 32's
+        # 2x128x128 training step: 1.12x (benchmarks/README.md).
+        by_row = jax.tree.map(_selected_by_product, stacked)
+        sliced = jax.tree.map(lambda leaf, row: None if row else leaf, stacked, by_row)
         body = blocks[0].clone(parent=None, name=None)
-        x, _ = jax.lax.scan(lambda h, p: (body.apply({"params": p}, h), None), x, stacked)
+
+        def apply_block(h, xs):
+            own, one_hot = xs
+            p = jax.tree.map(lambda leaf, row, mine: jnp.tensordot(one_hot.astype(leaf.dtype), leaf, axes=1)
+                             if row else mine, stacked, by_row, own)
+            return body.apply({"params": p}, h), None
+
+        x, _ = jax.lax.scan(apply_block, x, (sliced, jnp.eye(count)))
         return x
 
     def for_training(self) -> "NAFNet":

@@ -133,8 +133,8 @@ def test_tlc_changes_nothing_up_to_the_window_and_something_beyond(small, rng):
 
 def test_cpu_kernels_compute_the_xla_convolutions_function_and_gradients(rng):
     """'cpu' (shifted depthwise, matrix-product 1x1 convolutions; runs of blocks unrolled, or scanned as
-    the trainer's module) against 'xla' (XLA's convolutions, unrolled: the implementation before);
-    scanned with remat too."""
+    the trainer's module, the parameters other than 1x1 kernels selected by one-hot rows) against
+    'xla' (XLA's convolutions, unrolled: the implementation before); scanned with remat too."""
     model = Model(width=4, enc_blk_nums=(2,), middle_blk_num=0, dec_blk_nums=(1,))
     params = random_params(model, (1, 8, 8, 3))
     x = rng.random((2, 8, 12, 3)).astype(np.float32)
@@ -153,6 +153,12 @@ def test_cpu_kernels_compute_the_xla_convolutions_function_and_gradients(rng):
     programs = {kernels: [str(jax.make_jaxpr(m.apply)({"params": params}, x)) for m in (
         model.clone(kernels=kernels), model.clone(kernels=kernels).for_training())] for kernels in ("cpu", "xla")}
     assert [["scan" in p for p in programs[k]] for k in ("cpu", "xla")] == [[False, True], [False, False]]
+    # Scanned, a block's own slices are its five 1x1 kernels (conv1, conv3, conv4, conv5, sca) and its
+    # one-hot row; the rest of its parameters are selected by that row.
+    scan, = [e for e in jax.make_jaxpr(model.clone(kernels="cpu").for_training().apply)({"params": params}, x).eqns
+             if e.primitive.name == "scan"]
+    per_block = [v.aval.shape for v in scan.invars[scan.params["num_consts"] + scan.params["num_carry"]:]]
+    assert sorted(per_block) == [(2, 1, 1, 4, 4)] * 3 + [(2, 1, 1, 4, 8)] * 2 + [(2, 2)]
     # The scanned run's blocks get their own gradients, and the compared gradients are not ~0.
     assert np.abs(grads["enc0_block1"]["conv2"]["kernel"] - grads["enc0_block0"]["conv2"]["kernel"]).max() > 1e-3
     assert Model().kernels == "auto" and resolve_kernels("auto") == "cpu"  # the suite runs on the CPU
