@@ -1,4 +1,4 @@
-"""Quickstart: blind deblurring through the physics, trained and evaluated in at most 10 minutes here.
+"""Quickstart: blind deblurring through the physics, trained and evaluated in about 10 minutes here.
 
 Goal: the default experiment (``python launch.py``), on a 2-core CPU with no download (the embedded
 ``skimage_images`` data): the best blind model measured, which is the two-stage model of
