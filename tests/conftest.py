@@ -12,8 +12,8 @@ run the suite optimised: ``XLA_FLAGS=--xla_backend_optimization_level=2 pytest``
 
 What compiling remained went mostly to XLA:CPU's MLIR fusion emitters: with its older emitters
 (``--xla_cpu_use_fusion_emitters=false``, where this jaxlib has the flag) the tiny U-Net's training
-step compiles in 2.9 s instead of 6.5 s, and the whole suite took 836 s of CPU instead of 1225 s
-(2026-12-03). Their fusions round differently, within float32 rounding.
+step compiles in 2.9 s instead of 6.5 s, and the whole suite took 436 s instead of 678 s (776 s of
+CPU instead of 1225 s; quiet, 2026-12-03). Their fusions round differently, within float32 rounding.
 
 The device count and the flags must be fixed before JAX's backend starts, hence at import time here.
 """

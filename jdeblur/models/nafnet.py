@@ -256,14 +256,14 @@ class NAFNet(nn.Module):
         # their own (exactly, for finite parameters: the other rows are multiplied by zero); the 1x1
         # kernels feed matrix products, which read their slice at full speed. NAFNet width 32's
         # 2x128x128 training step: 1.12x (benchmarks/README.md).
-        by_row = jax.tree.map(_selected_by_product, stacked)
-        sliced = jax.tree.map(lambda leaf, row: None if row else leaf, stacked, by_row)
+        selected = jax.tree.map(_selected_by_product, stacked)
+        sliced = jax.tree.map(lambda leaf, by_product: None if by_product else leaf, stacked, selected)
         body = blocks[0].clone(parent=None, name=None)
 
         def apply_block(h, xs):
-            own, one_hot = xs
-            p = jax.tree.map(lambda leaf, row, mine: jnp.tensordot(one_hot.astype(leaf.dtype), leaf, axes=1)
-                             if row else mine, stacked, by_row, own)
+            own_slices, one_hot = xs
+            p = jax.tree.map(lambda leaf, by_product, own: jnp.tensordot(one_hot.astype(leaf.dtype), leaf, axes=1)
+                             if by_product else own, stacked, selected, own_slices)
             return body.apply({"params": p}, h), None
 
         x, _ = jax.lax.scan(apply_block, x, (sliced, jnp.eye(count)))

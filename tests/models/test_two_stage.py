@@ -15,6 +15,7 @@ from tests.models.model_fixtures import quick_jit
 # a kernel 10% wider moves them by up to 9e-2, a noise level 10% higher by 2e-2.
 ROUNDING = 1e-4
 
+
 def test_training_takes_the_true_kernel_and_evaluation_searches_for_it(rng):
     model = get_model("two_stage", variant="tiny")
     assert model_inputs(model) == ("blurred",) and model_estimates(model) == ("kernel",)
