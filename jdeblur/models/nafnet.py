@@ -250,7 +250,7 @@ class NAFNet(nn.Module):
         params = self.variables["params"]
         stacked = jax.tree.map(lambda *leaves: jnp.stack(leaves), *(params[block.name] for block in blocks))
         # XLA:CPU's fusion emitters run an elementwise loop ~4x slower when it reads a slice at a
-        # dynamic index (the depthwise convolution and gate at 2x16x16x512: 0.82 against 0.20 ms), and
+        # dynamic index (the depthwise convolution and gate at 2x16x16x512: 0.82 against 0.21 ms), and
         # the scan's slices of the small parameters (biases, scales, depthwise kernels) are fused into
         # such loops. A product with the block's one-hot row selects them instead, into a buffer of
         # their own (exactly, for finite parameters: the other rows are multiplied by zero); the 1x1
